@@ -1,7 +1,7 @@
 """Where the project's data folders (``resources/``, ``models/``, ``indexes/``) live.
 
 In a source checkout (editable install) they sit next to the ``lfs_gui`` package. A wheel copies
-``resources/`` and ``models/`` into ``lfs_gui/_data/``. ``LFS_GUI_DATA`` overrides both. Caches and
+``resources/``, ``models/`` and ``indexes/demo/`` into ``lfs_gui/_data/``. ``LFS_GUI_DATA`` overrides both. Caches and
 user-built indexes go to a per-user directory, never into a gallery's folder.
 """
 
@@ -14,7 +14,7 @@ _PKG = Path(__file__).resolve().parent
 
 
 def data_root() -> Path:
-    """Folder holding ``resources/`` and ``models/`` (env ``LFS_GUI_DATA`` wins)."""
+    """Folder holding ``resources/``, ``models/`` and ``indexes/`` (env ``LFS_GUI_DATA`` wins)."""
     env = os.environ.get("LFS_GUI_DATA")
     if env:
         return Path(env)
@@ -30,6 +30,10 @@ def resources_dir() -> Path:
 
 def models_dir() -> Path:
     return data_root() / "models"
+
+
+def indexes_dir() -> Path:
+    return data_root() / "indexes"
 
 
 def demo_gallery_dir() -> Path:

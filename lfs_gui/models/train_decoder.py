@@ -42,19 +42,28 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     seconds: float = 0.0
+    best_epoch: int | None = None
+
+    def _final(self) -> EpochReport | None:
+        if not self.history:
+            return None
+        return self.history[self.best_epoch - 1] if self.best_epoch else self.history[-1]
 
     @property
     def final_val_mse(self) -> float:
-        return self.history[-1].val_mse if self.history else float("nan")
+        r = self._final()
+        return r.val_mse if r else float("nan")
 
     @property
     def final_train_mse(self) -> float:
-        return self.history[-1].train_mse if self.history else float("nan")
+        r = self._final()
+        return r.train_mse if r else float("nan")
 
     def meta(self) -> dict:
         """Training report stored in the decoder file."""
         return {
             "epochs": len(self.history),
+            "best_epoch": self.best_epoch,
             "n_train": self.n_train,
             "n_val": self.n_val,
             "train_mse": self.final_train_mse,
@@ -98,11 +107,15 @@ def iter_train_decoder(
     val_fraction: float = 0.1,
     seed: int = 0,
     decoder: Decoder | None = None,
+    keep_best: bool = False,
+    weight_decay: float = 0.0,
 ) -> Generator[EpochReport, None, TrainResult]:
     """Train a decoder on ``embeddings`` (M, N) → ``images`` (M, 3, S, S) in [0, 1].
 
     ``optimizer`` is ``adamax`` (the paper) or ``adam``. A seeded ``val_fraction`` of the pairs is
     held out for the validation MSE reported each epoch. Pass ``decoder`` to continue training one.
+    ``keep_best`` restores, at the end, the weights of the epoch with the lowest validation MSE
+    (early stopping; the result's ``best_epoch`` says which).
     """
     emb = np.asarray(embeddings, dtype=np.float32)
     img = np.asarray(images, dtype=np.float32)
@@ -134,7 +147,8 @@ def iter_train_decoder(
     elif decoder.dim != emb.shape[1] or decoder.size != s:
         raise ValueError(f"decoder is {decoder.dim}-d → {decoder.size}px but data is {emb.shape[1]}-d → {s}px")
     opt_cls = torch.optim.Adamax if optimizer == "adamax" else torch.optim.Adam
-    opt = opt_cls(decoder.parameters(), lr=lr)
+    opt = opt_cls(decoder.parameters(), lr=lr, weight_decay=weight_decay)
+    best: tuple[float, int, dict] | None = None
     result = TrainResult(decoder=decoder, n_train=len(tr_idx), n_val=n_val)
     t0 = time.perf_counter()
     try:
@@ -157,8 +171,13 @@ def iter_train_decoder(
                 val_mse=_mse(decoder, h_val, x_val),
             )
             result.history.append(report)
+            if keep_best and n_val and (best is None or report.val_mse < best[0]):
+                best = (report.val_mse, epoch, {k: v.detach().clone() for k, v in decoder.state_dict().items()})
             log.debug("decoder %s", report)
             yield report
+        if best is not None:
+            decoder.load_state_dict(best[2])
+            result.best_epoch = best[1]
     finally:
         decoder.eval()
         result.seconds = time.perf_counter() - t0

@@ -1,0 +1,171 @@
+"""Gallery embedding: odd image modes, broken files, workers, progress, cancel, and the cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _model_fixtures import photo_like
+from lfs_gui.data.embed import embed_paths, iter_embed_paths, load_rgb
+from lfs_gui.jobs import Cancelled, Progress
+from lfs_gui.models.base import Preprocessing
+from lfs_gui.models.torchvision_models import build_torchvision_embedder
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_torchvision_embedder("resnet18", 8, Preprocessing(input_size=32, resize=36))
+
+
+@pytest.fixture()
+def gallery(tmp_path) -> tuple[list[Path], set[int]]:
+    """Images in many modes plus broken files; returns (paths, indices of the broken ones)."""
+    d = tmp_path / "gallery"
+    d.mkdir()
+    base = photo_like(0, (64, 48))
+    paths: list[Path] = []
+    bad: set[int] = set()
+
+    def add(name: str, fn) -> None:
+        p = d / name
+        fn(p)
+        paths.append(p)
+
+    add("rgb.jpg", lambda p: base.save(p, quality=90))
+    add("cmyk.jpg", lambda p: base.convert("CMYK").save(p))
+    add("grey.png", lambda p: base.convert("L").save(p))
+    add("grey16.png", lambda p: Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257)).save(p))
+    add("rgba.png", lambda p: base.convert("RGBA").save(p))
+    add("la.png", lambda p: base.convert("LA").save(p))
+    add("palette.png", lambda p: base.convert("P").save(p, transparency=0))
+    add("float.tif", lambda p: Image.fromarray(np.asarray(base.convert("L"), np.float32) / 255.0).save(p))
+    bad.add(len(paths))
+    add("garbage.jpg", lambda p: p.write_bytes(b"\xff\xd8 definitely not a jpeg" * 10))
+    bad.add(len(paths))
+    add("truncated.png", lambda p: p.write_bytes(_png_bytes(base)[:300]))
+    bad.add(len(paths))
+    add("notes.txt", lambda p: p.write_text("hello"))
+    bad.add(len(paths))
+    paths.append(d / "missing.png")
+    add("other.png", lambda p: photo_like(5, (50, 70)).save(p))
+    return paths, bad
+
+
+def _png_bytes(im: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_load_rgb_modes(gallery):
+    paths, bad = gallery
+    for i, p in enumerate(paths):
+        if i in bad:
+            continue
+        im = load_rgb(p)
+        assert im.mode == "RGB"
+        assert im.size == ((50, 70) if p.name == "other.png" else (64, 48))
+    grey = np.asarray(load_rgb(paths[2]))[..., 0].astype(int)
+    grey16 = np.asarray(load_rgb(paths[3]))[..., 0].astype(int)
+    flt = np.asarray(load_rgb(paths[7]))[..., 0].astype(int)
+    assert grey16.max() > 200 and np.abs(grey16 - grey).max() <= 1  # rescaled, not clipped to 255
+    assert np.abs(flt - grey).max() <= 1
+    rgba_white = Image.new("RGBA", (4, 4), (10, 20, 30, 0))
+    rgba_white.save(paths[0].parent / "transparent.png")
+    assert np.asarray(load_rgb(paths[0].parent / "transparent.png")).min() == 255  # composited on white
+
+
+def test_embed_skips_bad_files(model, gallery):
+    paths, bad = gallery
+    items: list = []
+    res = embed_paths(model, paths, batch_size=4, on_progress=items.append)
+    n_ok = len(paths) - len(bad)
+    assert res.ok.tolist() == [i not in bad for i in range(len(paths))]
+    assert res.embeddings.shape == (n_ok, 8) and res.embeddings.dtype == np.float32
+    assert res.embeddings.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(res.embeddings, axis=1), 1.0, atol=1e-5)
+    assert [p.name for p, _ in res.failures] == [paths[i].name for i in sorted(bad)]
+    assert all(reason for _, reason in res.failures)
+    # same order and values as embedding the decoded images one by one
+    ref = model.embed_images([load_rgb(p) for p in res.ok_paths(paths)])
+    np.testing.assert_allclose(res.embeddings, ref, atol=1e-5)
+    assert all(isinstance(i, Progress) for i in items)
+    assert [i.done for i in items] == [0, 4, 8, 12, 13] and items[-1].total == len(paths)
+
+
+def test_embed_with_workers_matches(model, gallery):
+    paths, bad = gallery
+    a = embed_paths(model, paths, batch_size=3, num_workers=0)
+    b = embed_paths(model, paths, batch_size=5, num_workers=2)
+    assert a.ok.tolist() == b.ok.tolist()
+    np.testing.assert_allclose(a.embeddings, b.embeddings, atol=1e-5)
+    assert [p for p, _ in a.failures] == [p for p, _ in b.failures]
+
+
+def test_grad_mode_does_not_leak_and_cancel(model, gallery):
+    paths, _ = gallery
+    gen = iter_embed_paths(model, paths, batch_size=2)
+    next(gen)
+    next(gen)
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
+    gen.close()
+    calls = []
+    with pytest.raises(Cancelled):
+        embed_paths(model, paths, batch_size=2, num_workers=2,
+                    on_progress=calls.append, should_cancel=lambda: len(calls) >= 2)
+    assert len(calls) == 2
+
+
+def test_embed_empty_list(model):
+    res = embed_paths(model, [])
+    assert res.embeddings.shape == (0, 8) and res.ok.shape == (0,) and res.failures == []
+
+
+def test_cache_hit_miss_stale_corrupt(model, gallery, tmp_path, caplog):
+    paths, _ = gallery
+    folder = paths[0].parent
+    before = sorted(os.listdir(folder))
+    cache = tmp_path / "cache"
+    first = embed_paths(model, paths, cache_dir=cache)
+    assert not first.from_cache
+    files = list(cache.glob("embed-*.npz"))
+    assert len(files) == 1
+    second = embed_paths(model, paths, cache_dir=cache)
+    assert second.from_cache
+    np.testing.assert_array_equal(second.embeddings, first.embeddings)
+    assert second.ok.tolist() == first.ok.tolist() and second.failures == first.failures
+    # a different file list is a different entry
+    assert not embed_paths(model, paths[:3], cache_dir=cache).from_cache
+    assert len(list(cache.glob("embed-*.npz"))) == 2
+    # stale: a file's content (and mtime) changed -> recompute, new value
+    photo_like(9, (64, 48)).save(paths[0], quality=90)
+    st = paths[0].stat()
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    third = embed_paths(model, paths, cache_dir=cache)
+    assert not third.from_cache
+    assert not np.allclose(third.embeddings[0], first.embeddings[0])
+    assert embed_paths(model, paths, cache_dir=cache).from_cache
+    # corrupt cache -> warning + recompute, then valid again
+    files[0].write_bytes(b"PK\x03\x04 broken zip")
+    with caplog.at_level(logging.WARNING, logger="lfs_gui.data.embed"):
+        fourth = embed_paths(model, paths, cache_dir=cache)
+    assert not fourth.from_cache and "unreadable" in caplog.text
+    np.testing.assert_allclose(fourth.embeddings, third.embeddings, atol=1e-6)
+    assert embed_paths(model, paths, cache_dir=cache).from_cache
+    # a different model never reuses the entry
+    torch.manual_seed(1)
+    other = build_torchvision_embedder("resnet18", 8, Preprocessing(input_size=32, resize=36))
+    assert not embed_paths(other, paths, cache_dir=cache).from_cache
+    # nothing was written into the gallery folder
+    assert sorted(os.listdir(folder)) == before
+    with pytest.raises(ValueError, match="image folder"):
+        embed_paths(model, paths, cache_dir=folder)
