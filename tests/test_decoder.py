@@ -121,3 +121,18 @@ def test_decoder_target_is_model_view():
     t = decoder_target(img, Preprocessing(input_size=224, resize=256), 16)
     assert t.shape == (3, 16, 16) and t.dtype == np.float32
     assert t[0].min() > 0.95 and t[2].max() < 0.05
+
+
+def test_keep_best_restores_lowest_validation_epoch():
+    h, x = _pairs(n=40, seed=5)
+    res = run_generator(iter_train_decoder(h, x, kind="conv", epochs=12, lr=0.02, val_fraction=0.25, keep_best=True))
+    best = min(range(len(res.history)), key=lambda i: res.history[i].val_mse)
+    assert res.best_epoch == best + 1
+    from lfs_gui.models.train_decoder import _mse
+
+    n_val = res.n_val
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(h), generator=gen)
+    val = perm[:n_val]
+    mse = _mse(res.decoder, torch.from_numpy(h)[val], torch.from_numpy(x)[val])
+    assert mse == pytest.approx(res.history[best].val_mse, rel=1e-4)
