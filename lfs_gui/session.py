@@ -269,9 +269,7 @@ class Session:
         xi1 = self.suggested_xi1() if xi1 is None else float(xi1)
         slow = self.needs_model(method)
         model = self.model if slow else None
-        if method.startswith("explainlfs") or method == "emsnn":
-            settings.setdefault("xi1", xi1)
-            settings.setdefault("xi2", xi2)
+        settings = method_settings(method, {"xi2": xi2, **settings})
         explainer = make_explainer(method, model=model, decoder=self.decoder, **settings)
         hp = explainer.explain(self.pair_input(query, target, xi1, with_tensors=slow))
         ex = hp.extras.get("explanation")
@@ -314,11 +312,24 @@ class Session:
         from lfs_gui.metrics.continuity import Continuity
 
         xi1 = self.suggested_xi1() if xi1 is None else float(xi1)
-        if method.startswith("explainlfs"):
-            settings.setdefault("xi1", xi1)
-        explainer = make_explainer(method, model=self.model, decoder=self.decoder, **settings)
+        explainer = make_explainer(method, model=self.model, decoder=self.decoder, **method_settings(method, settings))
         cont = Continuity(steps=steps, xi1=xi1)
         return (yield from cont.iter_curve(explainer, self.model, self.input_tensor(target), reference=self.input_tensor(query)))
+
+
+def method_settings(method: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``settings`` that ``method``'s constructor accepts (the GUI sends p, ξ2 to all)."""
+    import inspect
+
+    from lfs_gui.explain.registry import EXPLAINERS
+
+    cls = EXPLAINERS.get(method)
+    if cls is None:
+        return dict(settings)
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(settings)
+    return {k: v for k, v in settings.items() if k in params}
 
 
 def open_image(path: str | Path):

@@ -117,8 +117,8 @@ def iter_train_decoder(
     ``keep_best`` restores, at the end, the weights of the epoch with the lowest validation MSE
     (early stopping; the result's ``best_epoch`` says which).
     """
-    emb = np.asarray(embeddings, dtype=np.float32)
-    img = np.asarray(images, dtype=np.float32)
+    emb = np.array(embeddings, dtype=np.float32)  # copies: inputs are never mutated or aliased
+    img = np.array(images, dtype=np.float32)
     if emb.ndim != 2 or img.ndim != 4 or img.shape[1] != 3 or img.shape[2] != img.shape[3]:
         raise ValueError(f"need embeddings (M, N) and images (M, 3, S, S); got {emb.shape} and {img.shape}")
     if len(emb) != len(img):

@@ -1,0 +1,132 @@
+"""Session: build an index from a real gallery with a real (tiny) model, retrieve, explain, curve."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lfs_gui.build import iter_build_index
+from lfs_gui.data.galleries import open_gallery
+from lfs_gui.jobs import Progress, run_generator
+from lfs_gui.models.base import Preprocessing
+from lfs_gui.models.torchvision_models import build_torchvision_embedder, save_torchvision_head
+from lfs_gui.session import Session, SessionError, suggest_xi1
+
+
+def _gallery(root, n_cls=3, per=4):
+    rng = np.random.default_rng(0)
+    for c in range(n_cls):
+        d = root / f"class{c}"
+        d.mkdir(parents=True)
+        for i in range(per):
+            arr = np.full((48, 56, 3), 40 + 80 * c, np.uint8)
+            arr[rng.integers(0, 30) :, rng.integers(0, 30) :, c] = 255
+            Image.fromarray(arr).save(d / f"img{i}.png")
+    (root / "class0" / "broken.jpg").write_bytes(b"not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("session")
+    torch.manual_seed(0)
+    model = build_torchvision_embedder("resnet18", 16, Preprocessing(input_size=64, resize=72))
+    model_file = tmp / "tiny.pt"
+    save_torchvision_head(model_file, model)
+    gallery = open_gallery(_gallery(tmp / "gallery"))
+    events = []
+    report = run_generator(
+        iter_build_index(gallery, model, tmp / "index", decoder_epochs=3, use_cache=False, model_info={"source": str(model_file)}),
+        events.append,
+    )
+    return tmp, report, events
+
+
+def test_build_reports_skips_and_recall(built):
+    tmp, report, events = built
+    assert report.count == 12
+    assert len(report.skipped) == 1 and "broken.jpg" in report.skipped[0][0]
+    assert set(report.recall) == {1, 2, 4, 8} and 0.0 <= report.recall[1] <= 1.0
+    assert report.decoder is not None and (tmp / "index" / "decoder.pt").is_file()
+    assert all(isinstance(e, Progress) for e in events) and events[-1].message == "saved"
+
+
+def test_retrieve_matches_brute_force(built):
+    tmp, _, _ = built
+    s = Session.open_index(tmp / "index")
+    emb = s.embeddings.astype(np.float64)
+    for q in range(len(s.gallery)):
+        r = s.retrieve(q, k=4)
+        sims = emb @ emb[q]
+        sims[q] = np.nan
+        order = [int(i) for i in np.argsort(-np.nan_to_num(sims, nan=-9))][:4]
+        low = [int(i) for i in np.argsort(np.nan_to_num(sims, nan=9))][:4]
+        assert [h.id for h in r.similar] == order
+        assert [h.id for h in r.dissimilar] == low
+        assert q not in [h.id for h in r.similar + r.dissimilar]
+        np.testing.assert_allclose([h.score for h in r.similar], sims[order], atol=1e-5)
+        assert [h.rank for h in r.similar] == [1, 2, 3, 4]
+        for h in r.similar:
+            assert h.same_class == (s.gallery.items[h.id].label == s.gallery.items[q].label)
+        assert set(r.recall) == {1, 2, 4, 8}
+
+
+def test_explainlfs_needs_no_model_and_curve_streams(built):
+    tmp, _, _ = built
+    s = Session.open_index(tmp / "index")
+    ex = s.explain(0, 5, "explainlfs", xi1=0.3, xi2=0.7, p=0.3)
+    assert not s.model_loaded  # the fast path: cached embeddings + decoder only
+    assert ex.heat1.shape == ex.heat2.shape == (40, 40)
+    assert 0.0 <= ex.heat1.min() and ex.heat1.max() <= 1.0
+    np.testing.assert_array_equal(ex.mask2, ex.heat2 > 0.7)
+    assert ex.recon1.shape == (3, 40, 40)
+    assert ex.similar == (ex.similarity > 0.3)
+    points = []
+    curve = run_generator(s.iter_curve(0, 5, ex, steps=6), points.append)
+    assert [p.step for p in points] == list(range(7))
+    assert points[0].ratio == pytest.approx(1.0)
+    assert curve.settings["method"] == "explainlfs" and curve.settings["target"] == 5
+    assert s.model_loaded
+
+
+def test_external_query_equals_gallery_embedding(built):
+    tmp, _, _ = built
+    s = Session.open_index(tmp / "index")
+    path = s.gallery.items[3].path
+    v = s.embed_image(path)
+    np.testing.assert_allclose(v, s.embeddings[3], atol=1e-5)
+    r = s.retrieve(str(path), k=3)
+    assert r.query_id is None and r.similar[0].id == 3 and r.similar[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bad_requests_are_clear(built, tmp_path):
+    tmp, _, _ = built
+    s = Session.open_index(tmp / "index")
+    with pytest.raises(SessionError, match="out of range"):
+        s.retrieve(99)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    with pytest.raises(SessionError, match="bad.png"):
+        s.embed_image(bad)
+
+
+def test_index_not_written_into_gallery(built):
+    tmp, _, _ = built
+    gallery = open_gallery(tmp / "gallery")
+    model = build_torchvision_embedder("resnet18", 8, Preprocessing(input_size=32, resize=36))
+    with pytest.raises(ValueError, match="inside the gallery"):
+        run_generator(iter_build_index(gallery, model, tmp / "gallery" / "idx", train_decoder=False))
+
+
+def test_suggest_xi1_separates_classes():
+    rng = np.random.default_rng(0)
+    centers = np.eye(4)[:2] * 3
+    x = np.concatenate([centers[0] + rng.normal(size=(20, 4)) * 0.3, centers[1] + rng.normal(size=(20, 4)) * 0.3])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = np.repeat([0, 1], 20)
+    xi = suggest_xi1(x, labels)
+    sims = x @ x.T
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(40, dtype=bool)
+    assert (sims[same & off] > xi).mean() > 0.9 and (sims[~same] <= xi).mean() > 0.9
+    assert suggest_xi1(x, -np.ones(40, int)) == 0.3
