@@ -264,14 +264,23 @@ class Session:
 
     def explain(self, query: Query, target: int, method: str = "explainlfs", xi1: float | None = None, xi2: float = 0.7, **settings: Any) -> Explanation:
         """Explain the pair with a registered method. Decoder-only methods need no model (fast)."""
+        from lfs_gui.jobs import run_generator
+
+        return run_generator(self.iter_explain(query, target, method, xi1=xi1, xi2=xi2, **settings))
+
+    def iter_explain(self, query: Query, target: int, method: str = "explainlfs", xi1: float | None = None, xi2: float = 0.7, **settings: Any) -> Generator[Progress, None, Explanation]:
+        """Generator form of :meth:`explain`: yields the explainer's Progress (slow methods such as
+        rise-sim yield per mask batch, so a worker can cancel between yields) and returns the result."""
         from lfs_gui.explain.registry import make_explainer
 
         xi1 = self.suggested_xi1() if xi1 is None else float(xi1)
         slow = self.needs_model(method)
+        if slow and not self.model_loaded:
+            yield Progress(0, 1, f"{method}: loading the model")
         model = self.model if slow else None
         settings = method_settings(method, {"xi2": xi2, **settings})
         explainer = make_explainer(method, model=model, decoder=self.decoder, **settings)
-        hp = explainer.explain(self.pair_input(query, target, xi1, with_tensors=slow))
+        hp = yield from explainer.iter_explain(self.pair_input(query, target, xi1, with_tensors=slow))
         ex = hp.extras.get("explanation")
         return Explanation(
             method=method,
@@ -287,6 +296,11 @@ class Session:
             cost=dict(hp.cost),
             heat_pair=hp,
         )
+
+    def decoder_knows(self, query: Query) -> bool:
+        """True when ``query`` is a gallery image (the decoder was trained on the gallery); an external
+        image is outside the decoder's training set, so its reconstruction and heat are less reliable."""
+        return isinstance(query, (int, np.integer))
 
     # -- curves -------------------------------------------------------------------------------------------
     def iter_curve(self, query: Query, target: int, explanation: Explanation, steps: int = 20, perturbation: str = "noise", seed: int = 0, **kw: Any):

@@ -130,3 +130,16 @@ def test_suggest_xi1_separates_classes():
     off = ~np.eye(40, dtype=bool)
     assert (sims[same & off] > xi).mean() > 0.9 and (sims[~same] <= xi).mean() > 0.9
     assert suggest_xi1(x, -np.ones(40, int)) == 0.3
+
+
+def test_slow_method_streams_progress_and_can_be_stopped(built):
+    tmp, _, _ = built
+    s = Session.open_index(tmp / "index")
+    gen = s.iter_explain(0, 5, "rise-sim", n_masks=64, batch=16)
+    items = [next(gen) for _ in range(3)]
+    assert all(isinstance(p, Progress) for p in items)
+    gen.close()  # a worker stops here: no further masks are evaluated
+    ex = run_generator(s.iter_explain(0, 5, "rise-sim", n_masks=32, batch=16))
+    assert ex.heat2.shape[0] > 1 and 0.0 <= ex.heat2.min() and ex.heat2.max() <= 1.0
+    assert ex.cost["model_forwards"] >= 32
+    assert not s.decoder_knows(str(s.gallery.items[0].path)) and s.decoder_knows(0)

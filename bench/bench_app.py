@@ -1,0 +1,196 @@
+"""Benchmark the desktop app on the embedded demo (real Qt, real session).
+
+Measures, on the GUI thread's clock:
+
+* launch -> first paint of the main window (before any torch import), and -> session ready;
+* click on a retrieval -> heat map painted on screen;
+* re-render rate while "dragging" the p and ξ2 sliders (explain + redraw per value);
+* time to the first curve point and to the full curve (method, then random's reference);
+* the longest GUI-thread stall while a curve runs (a 5 ms QTimer probe).
+
+Usage: ``QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_app.py [--json out.json]``
+(or under ``xvfb-run -a``). Floors (DESIGN.md): one demo-model forward ~50 ms, so a 20-step curve
+is ~21 forwards ~1.05 s; figures are also reported as ratios to that floor.
+"""
+
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("LFS_GUI_SETTINGS", os.path.join(tempfile.mkdtemp(prefix="lfs-gui-bench-"), "s.ini"))
+
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+FORWARD_FLOOR_S = 0.050
+
+
+class PaintProbe(QObject):
+    """Records the time of every Paint event of one widget."""
+
+    def __init__(self, widget) -> None:
+        super().__init__(widget)
+        self.times: list[float] = []
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.Paint:
+            self.times.append(time.perf_counter())
+        return False
+
+
+class StallProbe(QObject):
+    """A 5 ms timer on the GUI thread; the longest gap between ticks is the longest stall."""
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        super().__init__()
+        self.interval = interval_ms / 1000
+        self.last = None
+        self.gaps: list[float] = []
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.last = time.perf_counter()
+        self.gaps.clear()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self.last)
+        self.last = now
+
+
+def wait_until(app: QApplication, cond, timeout: float = 120.0) -> float:
+    t0 = time.perf_counter()
+    while not cond():
+        app.processEvents()
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError("benchmark condition not met")
+        time.sleep(0.001)
+    return time.perf_counter()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--drags", type=int, default=60, help="slider values per drag (default 60)")
+    args = ap.parse_args()
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from lfs_gui.app.main_window import MainWindow
+    from lfs_gui.app.settings import init_app_names
+
+    init_app_names()
+    win = MainWindow()
+    win.resize(1400, 900)
+    probe = PaintProbe(win)
+    win.show()
+    t_paint = wait_until(app, lambda: probe.times)
+    ready: list[float] = []
+    win.sessionReady.connect(lambda _s: ready.append(time.perf_counter()))
+    win.open_demo()
+    wait_until(app, lambda: ready, timeout=300)
+    res: dict[str, float] = {
+        "launch_to_first_paint_s": t_paint - T_START,
+        "launch_to_session_ready_s": ready[0] - T_START,
+    }
+
+    ctl = win.controller
+    ctl.curve_delay_ms = 0
+    win.controller.auto_open_top = False
+    win.select_query(0)
+    wait_until(app, lambda: win.state.retrievals is not None)
+    # Warm-up pair (first explanation imports matplotlib's colormaps, first curve warms torch).
+    done: list[float] = []
+    ctl.curveFinished.connect(lambda _c: done.append(time.perf_counter()))
+    tile = win.retrievals.similar.tiles[1]
+    QTest.mouseClick(tile, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+    wait_until(app, lambda: done)
+
+    # click -> heat on screen
+    heat_probe = PaintProbe(win.pair.targetHeat)
+    clicks = []
+    for col in (2, 3, 4):
+        heat_probe.times.clear()
+        tile = win.retrievals.similar.tiles[col]
+        t0 = time.perf_counter()
+        QTest.mouseClick(tile, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+        t1 = wait_until(app, lambda: heat_probe.times and win.pair.targetHeat.overlay is not None)
+        clicks.append(heat_probe.times[0] - t0 if heat_probe.times[0] >= t0 else t1 - t0)
+    res["click_to_heat_on_screen_ms"] = 1000 * statistics.median(clicks)
+
+    # re-render rate while dragging p and ξ2 (explain + synchronous repaint of both heat tiles)
+    ctl.curve_delay_ms = 100_000  # keep curves out of the drag measurement
+    for name in ("p", "xi2"):
+        vs = getattr(win.pair.controls, name)
+        start = vs.slider.value()
+        t0 = time.perf_counter()
+        for i in range(args.drags):
+            vs.slider.setValue(start + (i % 30) + 1)
+            win.pair.queryHeat.repaint()
+            win.pair.targetHeat.repaint()
+            app.processEvents()
+        res[f"drag_{name}_fps"] = args.drags / (time.perf_counter() - t0)
+        vs.slider.setValue(start)
+    ctl.curve_delay_ms = 0
+
+    # curve timings and the GUI stall during a curve
+    first: list[float] = []
+    method_done: list[float] = []
+
+    def on_item(item):
+        tag, _v = item
+        if tag == "method" and not first:
+            first.append(time.perf_counter())
+        if tag == "method-done":
+            method_done.append(time.perf_counter())
+
+    ctl.curve_channel.item.connect(on_item)
+    stall = StallProbe()
+    runs = []
+    for col in (5, 6):
+        first.clear(), method_done.clear(), done.clear()
+        ctl._random_cache.clear()  # measure random's curve too
+        t0 = time.perf_counter()
+        QTest.mouseClick(win.retrievals.similar.tiles[col], Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+        stall.start()  # the click itself (explain + redraw) is measured above
+        wait_until(app, lambda: done, timeout=300)
+        stall.stop()
+        runs.append((first[0] - t0, method_done[0] - t0, done[0] - t0, max(stall.gaps) - stall.interval))
+    res["curve_first_point_ms"] = 1000 * min(r[0] for r in runs)
+    res["curve_method_full_s"] = min(r[1] for r in runs)
+    res["curve_with_random_full_s"] = min(r[2] for r in runs)
+    res["gui_longest_stall_during_curve_ms"] = 1000 * max(r[3] for r in runs)
+    steps = win.state.curve.steps
+    floor = (steps + 1) * FORWARD_FLOOR_S
+    res["curve_method_full_vs_floor"] = res["curve_method_full_s"] / floor
+
+    win.close()
+    width = max(len(k) for k in res)
+    for k, v in res.items():
+        print(f"{k:<{width}}  {v:9.3f}")
+    print(f"(floor: {steps + 1} forwards x {FORWARD_FLOOR_S * 1000:.0f} ms = {floor:.2f} s per curve)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

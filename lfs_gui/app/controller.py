@@ -1,0 +1,272 @@
+"""The controller: turns state changes into core calls, on the GUI thread or in a worker.
+
+* query -> ``Session.retrieve`` (milliseconds: GUI thread) -> ``state.retrievals``; the top similar
+  hit becomes the target so the pair view is never empty after a query change.
+* pair or explain settings -> ``Session.explain``: ExplainLFS costs well under 5 ms once embeddings are
+  cached, so it runs directly on the GUI thread and redraws while a slider is dragged; other methods
+  need the model and run on the ``explain`` channel.
+* explanation -> (debounced) the pixel-flipping curve and random's reference curve on the ``curve``
+  channel, streamed point by point into the :class:`CurvesPanel`. A new pair cancels the old run and the
+  channel's generation counter drops anything it still emits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from lfs_gui.app.state import AppState
+from lfs_gui.app.widgets.curves import CurvesPanel
+from lfs_gui.app.workers import JobChannel
+
+log = logging.getLogger(__name__)
+
+CHEAP_METHODS = ("explainlfs",)
+
+
+def runs_on_gui_thread(session: Any, method: str) -> bool:
+    """Decoder-only methods (ExplainLFS: < 5 ms on cached embeddings) run on the GUI thread; methods
+    that run the model go to a worker."""
+    needs_model = getattr(session, "needs_model", None)
+    if needs_model is not None:
+        return not needs_model(method)
+    return method in CHEAP_METHODS
+
+
+def call_in_generator(fn: Any, *args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
+    """Wrap a plain (slow) call as a generator so it runs on a :class:`JobChannel`."""
+    return fn(*args, **kwargs)
+    yield  # pragma: no cover - makes this a generator
+
+
+def _relay(tag: str, gen: Generator[Any, None, Any]) -> Generator[tuple[str, Any], None, Any]:
+    try:
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield (tag, item)
+    finally:
+        gen.close()
+
+
+def pair_curves(
+    session: Any, query: Any, target: int, explanation: Any, steps: int, perturbation: str, seed: int,
+    random_points: tuple[list[Any], Any] | None,
+) -> Generator[tuple[str, Any], None, None]:
+    """The method's curve, then random's (replayed when cached). Yields ``(tag, CurvePoint)`` and
+    ``(tag + "-done", Curve)`` items; each is a cancel point."""
+    curve = yield from _relay(
+        "method", session.iter_curve(query, target, explanation, steps=steps, perturbation=perturbation, seed=seed)
+    )
+    yield ("method-done", curve)
+    if random_points is not None:
+        for pt in random_points[0]:
+            yield ("random", pt)
+        yield ("random-done", random_points[1])
+        return
+    rnd = yield from _relay(
+        "random", session.iter_random_curve(query, target, steps=steps, perturbation=perturbation, seed=seed)
+    )
+    yield ("random-done", rnd)
+
+
+class Controller(QObject):
+    """Owns the worker channels and reacts to :class:`AppState` events."""
+
+    curveFinished = Signal(object)  # {"method": Curve, "random": Curve}
+    explainFailed = Signal(str)
+
+    def __init__(self, state: AppState, curves: CurvesPanel, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.curves = curves
+        self.curve_channel = JobChannel("curve", self)
+        self.explain_channel = JobChannel("explain", self)
+        self.continuity_channel = JobChannel("continuity", self)
+        self.auto_open_top = True
+        self.curve_delay_ms = 120  # debounce while a slider is dragged
+        self._curve_timer = QTimer(self, singleShot=True)
+        self._curve_timer.timeout.connect(self.start_curve)
+        self._random_cache: dict[tuple, tuple[list[Any], Any]] = {}
+        self._random_points: list[Any] = []
+        self._curves: dict[str, Any] = {}
+        self.last_curves: dict[str, Any] = {}
+
+        state.sessionChanged.connect(self._on_session)
+        state.queryChanged.connect(self._on_query)
+        state.kChanged.connect(lambda _k: self._on_query(state.query))
+        state.targetChanged.connect(self._on_pair)
+        state.explainSettingsChanged.connect(self._on_pair)
+        state.curveSettingsChanged.connect(lambda _s: self.schedule_curve())
+        state.explanationChanged.connect(lambda _e: self.schedule_curve())
+        self.explain_channel.done.connect(self._on_slow_explanation)
+        self.explain_channel.item.connect(self._on_explain_progress)
+        self.explain_channel.failed.connect(lambda exc, _tb: self.explainFailed.emit(str(exc)))
+        self.curve_channel.item.connect(self._on_curve_item)
+        self.curve_channel.failed.connect(self._on_curve_failed)
+        self.continuity_channel.item.connect(self.curves.add_continuity)
+        self.continuity_channel.done.connect(self.curves.finish_continuity)
+        self.continuity_channel.failed.connect(lambda exc, _tb: self.curves.contStatus.setText(f"failed: {exc}"))
+        self.curves.currentChanged.connect(lambda _i: self.start_continuity())
+
+    # -- session / query ---------------------------------------------------------------------------
+    def _on_session(self, session: Any) -> None:
+        self.cancel_all()
+        self._random_cache.clear()
+        self.curves.reset(None)
+        self.curves.reset_continuity(None)
+        if session is None:
+            return
+        changes: dict[str, Any] = {}
+        try:
+            changes["xi1"] = round(float(session.suggested_xi1()), 2)
+        except Exception as exc:  # noqa: BLE001 - a suggestion is optional
+            log.warning("no suggested ξ1: %s", exc)
+        methods = list(session.methods())
+        if methods and self.state.explain.method not in methods:
+            changes["method"] = methods[0]
+        if changes:
+            self.state.update_explain(**changes)
+
+    def _on_query(self, query: Any) -> None:
+        session = self.state.session
+        if session is None or query is None:
+            self.state.set_retrievals(None)
+            self._on_pair()
+            return
+        retrievals = session.retrieve(query.key, k=self.state.k)
+        self.state.set_retrievals(retrievals)
+        if self.auto_open_top and retrievals.similar:
+            self.state.set_target(int(retrievals.similar[0].id))
+        else:
+            self._on_pair()
+
+    # -- explanation -------------------------------------------------------------------------------
+    def _on_pair(self, *_: Any) -> None:
+        st = self.state
+        self._curve_timer.stop()
+        self.curve_channel.cancel()
+        self.continuity_channel.cancel()
+        self.last_curves = {}
+        if st.session is None or st.query is None or st.target is None:
+            self.explain_channel.cancel()
+            st.set_explanation(None)
+            self.curves.reset(None)
+            return
+        s = st.explain
+        if runs_on_gui_thread(st.session, s.method):
+            self.explain_channel.cancel()
+            try:
+                expl = st.session.explain(st.query.key, st.target, s.method, **s.kwargs())
+            except Exception as exc:  # noqa: BLE001 - shown in the UI, logged
+                log.exception("explain failed")
+                self.explainFailed.emit(str(exc))
+                return
+            st.set_explanation(expl)
+        else:
+            st.set_explanation(None)  # never show the previous pair's heat under the new pair
+            self.curves.reset(s.method, st.curve.steps, f"{s.method}: computing the explanation (runs the model)…")
+            self.explain_channel.start(
+                lambda sess=st.session, q=st.query.key, t=st.target, m=s.method, kw=s.kwargs():
+                sess.iter_explain(q, t, m, **kw)
+            )
+
+    def _on_explain_progress(self, item: Any) -> None:
+        message = getattr(item, "message", "")
+        if message:
+            self.curves.status.setText(f"computing the explanation: {message}")
+
+    def _on_slow_explanation(self, expl: Any) -> None:
+        self.state.set_explanation(expl)
+
+    # -- curves ------------------------------------------------------------------------------------
+    def schedule_curve(self) -> None:
+        self._curve_timer.stop()
+        self.curve_channel.cancel()
+        self.last_curves = {}
+        st = self.state
+        if st.explanation is None:
+            return
+        self.curves.reset(st.explain.method, st.curve.steps, "waiting…")
+        self._curve_timer.start(self.curve_delay_ms)
+
+    def start_curve(self) -> int | None:
+        """Start the current pair's curves now; returns the job's generation."""
+        st = self.state
+        if st.session is None or st.query is None or st.target is None or st.explanation is None:
+            return None
+        cs = st.curve
+        key = (self._query_key(), st.target, cs.steps, cs.perturbation, cs.seed, st.explain.xi1)
+        cached = self._random_cache.get(key)
+        self.curves.reset(st.explain.method, cs.steps, "computing…")
+        self._random_points = []
+        self._curves = {}
+        self._random_key = key
+        sess, q, t, e = st.session, st.query.key, st.target, st.explanation
+        gen = self.curve_channel.start(lambda: pair_curves(sess, q, t, e, cs.steps, cs.perturbation, cs.seed, cached))
+        self.start_continuity()
+        return gen
+
+    def _query_key(self) -> Any:
+        q = self.state.query
+        return ("id", q.id) if q.id is not None else ("path", str(q.path))
+
+    def _on_curve_item(self, item: tuple[str, Any]) -> None:
+        tag, value = item
+        if tag.endswith("-done"):
+            base = tag[: -len("-done")]
+            self._curves[base] = value
+            self.curves.finish(base, value)
+            if base == "random":
+                self._random_cache[self._random_key] = (list(self._random_points), value)
+            if {"method", "random"} <= self._curves.keys():
+                self.last_curves = dict(self._curves)
+                self.curves.status.setText(self._summary())
+                self.curveFinished.emit(self.last_curves)
+            return
+        if tag == "random":
+            self._random_points.append(value)
+        self.curves.add_point(tag, value)
+
+    def _summary(self) -> str:
+        parts = []
+        for tag in ("method", "random"):
+            c = self._curves.get(tag)
+            auc = getattr(c, "auc", None)
+            name = self.state.explain.method if tag == "method" else "random"
+            if auc is not None:
+                parts.append(f"{name} AUC {float(auc):.3f}")
+        perturb = self.state.curve.perturbation
+        return " · ".join(parts) + f"   ({self.state.curve.steps} steps, {perturb} perturbation)"
+
+    def _on_curve_failed(self, exc: Any, _tb: str) -> None:
+        self.curves.status.setText(f"curve failed: {exc}")
+
+    # -- continuity --------------------------------------------------------------------------------
+    def start_continuity(self) -> int | None:
+        st = self.state
+        if self.curves.currentIndex() != 1 or st.session is None or st.query is None or st.target is None:
+            return None
+        method = st.explain.method
+        self.curves.reset_continuity(method, "computing…")
+        kw = {k: v for k, v in st.explain.kwargs().items() if k in ("p", "xi1")}
+        sess, q, t = st.session, st.query.key, st.target
+        return self.continuity_channel.start(lambda: sess.iter_continuity(q, t, method, **kw))
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    def cancel_all(self) -> None:
+        self._curve_timer.stop()
+        for ch in (self.curve_channel, self.explain_channel, self.continuity_channel):
+            ch.cancel()
+
+    def shutdown(self, timeout_ms: int = 10000) -> bool:
+        self._curve_timer.stop()
+        ok = True
+        for ch in (self.curve_channel, self.explain_channel, self.continuity_channel):
+            ok = ch.shutdown(timeout_ms) and ok
+        return ok

@@ -1,0 +1,357 @@
+"""The main window: composes the panels, the menus, the status bar and the long jobs.
+
+Layout (see DESIGN.md): gallery on the left; on the right the query and the retrievals on top, the
+explained pair in the middle and the curves at the bottom. Opening a session (the demo or a saved
+index) runs in the ``session`` job channel after the window has painted, so torch is never imported on
+the GUI thread before the first paint. Long jobs show a progress bar and a cancel button in the status
+bar; errors become a message box naming the file and the fix, with the traceback in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QToolButton, QWidget,
+)
+
+from lfs_gui.app import settings as app_settings
+from lfs_gui.app.controller import Controller, call_in_generator
+from lfs_gui.app.state import AppState, QueryRef
+from lfs_gui.app.thumbnails import ThumbnailCache
+from lfs_gui.app.widgets.curves import CurvesPanel
+from lfs_gui.app.widgets.gallery import GalleryPanel
+from lfs_gui.app.widgets.pair_view import PairView
+from lfs_gui.app.widgets.query import IMAGE_SUFFIXES, QueryPanel
+from lfs_gui.app.widgets.retrievals import RetrievalsPanel
+from lfs_gui.app.workers import JobChannel
+from lfs_gui.jobs import Progress
+
+log = logging.getLogger(__name__)
+
+IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ")"
+
+
+def _open_demo() -> Generator[Any, None, Any]:
+    from lfs_gui.session import Session  # torch: imported on the worker thread
+
+    return (yield from Session.iter_open_demo())
+
+
+def _open_index(path: str, **options: Any) -> Generator[Any, None, Any]:
+    from lfs_gui.session import Session
+
+    return (yield from Session.iter_open_index(path, **options))
+
+
+class MainWindow(QMainWindow):
+    """The lfs-gui window. ``open_demo()`` / ``open_index(path)`` load a session in the background."""
+
+    sessionReady = Signal(object)
+    jobFailed = Signal(str)
+    exported = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("lfs-gui")
+        self.settings = app_settings.make_settings()
+        self.state = AppState(self)
+        self.thumbs = ThumbnailCache(size=128, parent=self)
+        self.last_error: str | None = None
+        self._error_box: QMessageBox | None = None
+
+        self.gallery = GalleryPanel(self.state, self.thumbs)
+        self.query = QueryPanel(self.state, self.thumbs)
+        self.retrievals = RetrievalsPanel(self.state, self.thumbs)
+        self.pair = PairView(self.state)
+        self.curves = CurvesPanel()
+        self.controller = Controller(self.state, self.curves, self)
+        self.controller.explainFailed.connect(lambda msg: self.show_error("Explanation failed", msg))
+
+        top = QWidget(objectName="topRow")
+        row = QHBoxLayout(top)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.query)
+        row.addWidget(self.retrievals, 1)
+        self.rightSplit = QSplitter(Qt.Orientation.Vertical, objectName="rightSplit")
+        for w in (top, self.pair, self.curves):
+            self.rightSplit.addWidget(w)
+        self.rightSplit.setSizes([260, 360, 240])
+        self.mainSplit = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplit")
+        self.mainSplit.addWidget(self.gallery)
+        self.mainSplit.addWidget(self.rightSplit)
+        self.mainSplit.setSizes([330, 1070])
+        self.mainSplit.setStretchFactor(1, 1)
+        self.setCentralWidget(self.mainSplit)
+
+        # Long jobs: one channel per kind (a new request of a kind replaces the old one).
+        self.session_channel = JobChannel("session", self)
+        self.export_channel = JobChannel("export", self)
+        self.embed_channel = JobChannel("embed", self)
+        self._job_labels: dict[JobChannel, str] = {}
+        for ch in (self.session_channel, self.export_channel, self.embed_channel):
+            ch.item.connect(self._on_job_progress)
+            ch.busyChanged.connect(self._update_job_bar)
+            ch.failed.connect(lambda exc, tb, ch=ch: self._on_job_failed(ch, exc))
+        self.session_channel.done.connect(self.set_session)
+        self.export_channel.done.connect(lambda path: self._status_message(f"exported {path}", path))
+        self.embed_channel.done.connect(self._on_embedded)
+        self._pending_open: str | None = None
+
+        self._build_status_bar()
+        self._build_menus()
+        self.query.imageRequested.connect(self.open_image_query)
+        self.state.sessionChanged.connect(self._on_session)
+        self._restore_geometry()
+
+    # -- building --------------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        sb.setObjectName("statusBar")
+        self.sessionLabel = QLabel("no session", objectName="statusSession")
+        self.jobLabel = QLabel("", objectName="jobLabel")
+        self.jobProgress = QProgressBar(objectName="jobProgress")
+        self.jobProgress.setMaximumWidth(180)
+        self.jobProgress.setTextVisible(True)
+        self.jobCancel = QToolButton(objectName="jobCancel", text="Cancel")
+        self.jobCancel.setToolTip("Cancel the running job")
+        self.jobCancel.clicked.connect(self.cancel_jobs)
+        sb.addWidget(self.sessionLabel, 1)
+        sb.addPermanentWidget(self.jobLabel)
+        sb.addPermanentWidget(self.jobProgress)
+        sb.addPermanentWidget(self.jobCancel)
+        self._update_job_bar()
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file = mb.addMenu("&File")
+        self._add(file, "Open &index…", self.choose_index, QKeySequence.StandardKey.Open, "actionOpenIndex")
+        self._add(file, "Open &demo", self.open_demo, None, "actionOpenDemo")
+        self.recentIndexes = file.addMenu("Recent indexes")
+        file.addSeparator()
+        self._add(file, "Open image as &query…", lambda: self.open_image_query(None), "Ctrl+I", "actionOpenImage")
+        self.recentImages = file.addMenu("Recent query images")
+        file.addSeparator()
+        export = file.addMenu("&Export")
+        export.setObjectName("menuExport")
+        self._add(export, "&Pair figure…", lambda: self._choose_export("pair"), "Ctrl+E", "actionExportPair")
+        self._add(export, "&Retrieval sheet…", lambda: self._choose_export("sheet"), None, "actionExportSheet")
+        self._add(export, "&Curve data…", lambda: self._choose_export("curve"), None, "actionExportCurve")
+        file.addSeparator()
+        self._add(file, "&Quit", self.close, QKeySequence.StandardKey.Quit, "actionQuit")
+        self.recentIndexes.aboutToShow.connect(lambda: self._fill_recent(self.recentIndexes, "indexes", self.open_index))
+        self.recentImages.aboutToShow.connect(
+            lambda: self._fill_recent(self.recentImages, "images", lambda p: self.open_image_query(Path(p)))
+        )
+
+    def _add(self, menu: Any, text: str, slot: Callable, shortcut: Any, name: str) -> QAction:
+        act = QAction(text, self)
+        act.setObjectName(name)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(act)
+        return act
+
+    def _fill_recent(self, menu: Any, kind: str, opener: Callable[[str], Any]) -> None:
+        menu.clear()
+        items = app_settings.recent(self.settings, kind)
+        for p in items:
+            menu.addAction(Path(p).name, lambda p=p: opener(p)).setToolTip(p)
+        if not items:
+            menu.addAction("(none)").setEnabled(False)
+
+    # -- sessions ----------------------------------------------------------------------------------
+    def open_demo(self) -> int:
+        """Load the embedded demo in the background; returns the job's generation."""
+        self.jobLabel.setText("opening the demo…")
+        self._pending_open = None
+        return self.session_channel.start(_open_demo)
+
+    def open_index(self, path: str | Path, **options: Any) -> int:
+        """Open a saved index in the background (``options``: ``decoder``, ``trust_checkpoint``)."""
+        self.jobLabel.setText(f"opening {Path(path).name}…")
+        self._pending_open = str(path)
+        return self.session_channel.start(lambda p=str(path), o=dict(options): _open_index(p, **o))
+
+    def choose_index(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a saved index", "", "lfs-gui index (*.json *.faiss *.index);;All files (*)")
+        if path:
+            self.open_index(path)
+
+    def set_session(self, session: Any) -> None:
+        """Show ``session`` (also usable directly, e.g. by tests that opened one themselves)."""
+        if self._pending_open:
+            app_settings.add_recent(self.settings, "indexes", self._pending_open)
+            self._pending_open = None
+        self.thumbs.clear()
+        self.state.set_session(session)
+        self.sessionReady.emit(session)
+
+    def _on_session(self, session: Any) -> None:
+        if session is None:
+            self.sessionLabel.setText("no session")
+            return
+        try:
+            d = session.describe()
+        except Exception as exc:  # noqa: BLE001
+            d = {"error": str(exc)}
+        self.setWindowTitle(f"lfs-gui — {getattr(session, 'name', '')}")
+        self.sessionLabel.setText(_describe(d))
+        self.sessionLabel.setToolTip("\n".join(f"{k}: {v}" for k, v in d.items()))
+        self.thumbs.prefetch([it.path for it in session.gallery.items[:64]])
+
+    def select_query(self, gallery_id: int) -> None:
+        """Make gallery item ``gallery_id`` the query (as a click in the gallery would)."""
+        session = self.state.session
+        item = session.gallery.items[gallery_id]
+        self.state.set_query(QueryRef(id=gallery_id, path=item.path, label=item.label, class_name=item.class_name))
+
+    # -- external query ----------------------------------------------------------------------------
+    def open_image_query(self, path: Path | str | None) -> int | None:
+        """Embed an image file (in the background) and make it the query."""
+        if self.state.session is None:
+            self.show_error("No session", "Open the demo or an index first (File ▸ Open index…).")
+            return None
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Open an image as the query", "", IMAGE_FILTER)
+            if not chosen:
+                return None
+            path = chosen
+        path = Path(path)
+        self.jobLabel.setText(f"embedding {path.name}…")
+        session = self.state.session
+        return self.embed_channel.start(lambda: _embed(session, path))
+
+    def _on_embedded(self, result: tuple[Path, Any]) -> None:
+        path, _emb = result  # the session caches the embedding per path
+        app_settings.add_recent(self.settings, "images", path)
+        self.state.set_query(QueryRef(id=None, path=path))
+
+    # -- export ------------------------------------------------------------------------------------
+    def _choose_export(self, what: str) -> None:
+        filters = {"pair": "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)", "sheet": "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)",
+                   "curve": "CSV (*.csv);;JSON (*.json)"}[what]
+        default = {"pair": "pair.png", "sheet": "retrievals.png", "curve": "curve.csv"}[what]
+        last = self.settings.value("export/dir", str(Path.home()))
+        path, _ = QFileDialog.getSaveFileName(self, "Export", str(Path(str(last)) / default), filters)
+        if path:
+            self.settings.setValue("export/dir", str(Path(path).parent))
+            self.export(what, path)
+
+    def export(self, what: str, path: str | Path) -> int | None:
+        """Write the current pair figure / retrieval sheet / curve data to ``path`` in the background."""
+        from lfs_gui.app.export import export_job
+
+        try:
+            factory = export_job(what, Path(path), self.state, self.controller.last_curves)
+        except ValueError as exc:
+            self.show_error("Nothing to export", str(exc))
+            return None
+        self.jobLabel.setText(f"exporting {Path(path).name}…")
+        return self.export_channel.start(factory)
+
+    # -- jobs --------------------------------------------------------------------------------------
+    def _on_job_progress(self, item: Any) -> None:
+        if isinstance(item, Progress):
+            self.jobProgress.setRange(0, max(item.total, 1))
+            self.jobProgress.setValue(item.done)
+            if item.message:
+                self.jobLabel.setText(item.message)
+
+    def _update_job_bar(self, *_: Any) -> None:
+        busy = any(ch.is_busy() for ch in (self.session_channel, self.export_channel, self.embed_channel))
+        self.jobProgress.setVisible(busy)
+        self.jobCancel.setVisible(busy)
+        if busy:
+            self.jobProgress.setRange(0, 0)  # busy indicator until the first Progress arrives
+        else:
+            self.jobLabel.setText("")
+
+    def cancel_jobs(self) -> None:
+        for ch in (self.session_channel, self.export_channel, self.embed_channel):
+            ch.cancel()
+        self._status_message("cancelled")
+
+    def _on_job_failed(self, channel: JobChannel, exc: Any) -> None:
+        what = {"session": "Could not open the session", "export": "Export failed", "embed": "Could not use the image"}
+        self.show_error(what.get(channel.name, "Job failed"), str(exc))
+
+    def show_error(self, title: str, message: str) -> None:
+        """A non-blocking message box; the traceback is in the log."""
+        self.last_error = f"{title}: {message}"
+        self.jobFailed.emit(self.last_error)
+        log.error("%s", self.last_error)
+        if self._error_box is not None:
+            self._error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("errorBox")
+        box.setInformativeText("Details are in the log (run with -v for more).")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        box.open()
+        self._error_box = box
+
+    def _status_message(self, text: str, path: Any = None) -> None:
+        self.statusBar().showMessage(text, 8000)
+        if path is not None:
+            self.exported.emit(str(path))
+
+    # -- geometry / shutdown -----------------------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        geo = self.settings.value("window/geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1400, 900)
+        for split in (self.mainSplit, self.rightSplit):
+            st = self.settings.value(f"window/{split.objectName()}")
+            if isinstance(st, QByteArray) and not st.isEmpty():
+                split.restoreState(st)
+
+    def shutdown(self) -> None:
+        """Stop every worker (waits for them) and save the window geometry."""
+        self.controller.shutdown()
+        for ch in (self.session_channel, self.export_channel, self.embed_channel):
+            ch.shutdown(60000)
+        self.thumbs.close()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        for split in (self.mainSplit, self.rightSplit):
+            self.settings.setValue(f"window/{split.objectName()}", split.saveState())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        if self._error_box is not None:
+            self._error_box.close()
+        super().closeEvent(event)
+
+
+def _embed(session: Any, path: Path) -> Generator[Any, None, tuple[Path, Any]]:
+    emb = yield from call_in_generator(session.embed_image, path)
+    return path, emb
+
+
+def _describe(d: dict) -> str:
+    """Status-bar line from ``Session.describe()``."""
+    model = d.get("model") or d.get("model_name") or d.get("name") or "?"
+    if isinstance(model, dict):
+        model = model.get("name", "?")
+    parts = [f"model: {model}"]
+    for key, label in (("dim", "dim"), ("gallery_size", "gallery"), ("gallery", "gallery"), ("index_kind", "index")):
+        if key in d and not isinstance(d[key], dict):
+            parts.append(f"{label}: {d[key]}")
+    dec = d.get("decoder")
+    if isinstance(dec, dict):
+        size = dec.get("size")
+        parts.append(f"decoder: {dec.get('kind', '?')}{'' if size is None else f' {size}×{size}'}")
+    elif dec:
+        parts.append(f"decoder: {dec}")
+    else:
+        parts.append("decoder: none")
+    return " · ".join(parts)

@@ -1,0 +1,208 @@
+"""The app's small state model: user intent in, events out.
+
+Widgets never talk to each other. They write what the user asked for into :class:`AppState`
+(``set_query``, ``set_target``, ``update_explain``, ``update_view``) and redraw when its signals fire.
+Results computed from that intent (retrievals, the explanation) are written back by the controller
+(:mod:`lfs_gui.app.controller`) and announced the same way. Setters emit only on real changes, so a
+widget that mirrors a value it just wrote does not loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+
+@dataclass(frozen=True, eq=False)
+class QueryRef:
+    """The current query: a gallery item (``id``) or an external image file (``path``).
+
+    An external image is embedded once in a worker (``Session.embed_image`` caches it per path), so
+    afterwards the session answers for its path as fast as for a gallery id.
+    """
+
+    id: int | None
+    path: Path
+    label: int | None = None
+    class_name: str | None = None
+
+    @property
+    def external(self) -> bool:
+        return self.id is None
+
+    @property
+    def key(self) -> int | str:
+        """What the session's ``retrieve``/``explain``/``iter_curve`` accept as the query."""
+        return self.id if self.id is not None else str(self.path)
+
+    def same_as(self, other: "QueryRef | None") -> bool:
+        if other is None:
+            return False
+        if self.id is not None or other.id is not None:
+            return self.id == other.id
+        return self.path == other.path
+
+
+# Methods whose perturbation size the p slider sets (the others ignore it).
+P_METHODS = frozenset({"explainlfs", "explainlfs-thesis", "explainlfs-rel"})
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """What the explanation is computed with (a change recomputes it)."""
+
+    method: str = "explainlfs"
+    p: float = 0.3
+    xi1: float = 0.3
+    xi2: float = 0.7
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword settings for ``Session.explain`` (the method is passed separately); ``p`` only for
+        the methods that take it."""
+        kw: dict[str, Any] = {"xi1": self.xi1, "xi2": self.xi2}
+        if self.method in P_METHODS:
+            kw["p"] = self.p
+        return kw
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """How the explanation is drawn (a change only redraws)."""
+
+    cmap: str = "jet"
+    opacity: float = 0.5
+    mask_only: bool = False
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """The pixel-flipping curve's settings."""
+
+    steps: int = 20
+    perturbation: str = "noise"
+    seed: int = 0
+
+
+@dataclass
+class _Values:
+    session: Any = None
+    query: QueryRef | None = None
+    retrievals: Any = None
+    target: int | None = None
+    explanation: Any = None
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
+    view: ViewSettings = field(default_factory=ViewSettings)
+    curve: CurveSettings = field(default_factory=CurveSettings)
+    k: int = 8
+
+
+class AppState(QObject):
+    """Observable app state. Read attributes; change them through the setters."""
+
+    sessionChanged = Signal(object)
+    queryChanged = Signal(object)  # QueryRef | None
+    retrievalsChanged = Signal(object)  # Retrievals | None
+    targetChanged = Signal(object)  # int | None
+    explanationChanged = Signal(object)  # Explanation | None
+    explainSettingsChanged = Signal(object)  # ExplainSettings
+    viewSettingsChanged = Signal(object)  # ViewSettings
+    curveSettingsChanged = Signal(object)  # CurveSettings
+    kChanged = Signal(int)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._v = _Values()
+
+    # -- read ---------------------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        return self._v.session
+
+    @property
+    def query(self) -> QueryRef | None:
+        return self._v.query
+
+    @property
+    def retrievals(self) -> Any:
+        return self._v.retrievals
+
+    @property
+    def target(self) -> int | None:
+        return self._v.target
+
+    @property
+    def explanation(self) -> Any:
+        return self._v.explanation
+
+    @property
+    def explain(self) -> ExplainSettings:
+        return self._v.explain
+
+    @property
+    def view(self) -> ViewSettings:
+        return self._v.view
+
+    @property
+    def curve(self) -> CurveSettings:
+        return self._v.curve
+
+    @property
+    def k(self) -> int:
+        return self._v.k
+
+    # -- user intent ----------------------------------------------------------------------------
+    def set_session(self, session: Any) -> None:
+        self._v.session = session
+        self._v.query = None
+        self._v.retrievals = None
+        self._v.target = None
+        self._v.explanation = None
+        self.sessionChanged.emit(session)
+
+    def set_query(self, query: QueryRef | None) -> None:
+        if query is not None and query.same_as(self._v.query):
+            return
+        self._v.query = query
+        self._v.target = None
+        self.queryChanged.emit(query)
+
+    def set_target(self, target: int | None) -> None:
+        if target == self._v.target:
+            return
+        self._v.target = target
+        self.targetChanged.emit(target)
+
+    def update_explain(self, **changes: Any) -> None:
+        new = replace(self._v.explain, **changes)
+        if new != self._v.explain:
+            self._v.explain = new
+            self.explainSettingsChanged.emit(new)
+
+    def update_view(self, **changes: Any) -> None:
+        new = replace(self._v.view, **changes)
+        if new != self._v.view:
+            self._v.view = new
+            self.viewSettingsChanged.emit(new)
+
+    def update_curve(self, **changes: Any) -> None:
+        new = replace(self._v.curve, **changes)
+        if new != self._v.curve:
+            self._v.curve = new
+            self.curveSettingsChanged.emit(new)
+
+    def set_k(self, k: int) -> None:
+        if k != self._v.k:
+            self._v.k = int(k)
+            self.kChanged.emit(self._v.k)
+
+    # -- results (written by the controller) ------------------------------------------------------
+    def set_retrievals(self, retrievals: Any) -> None:
+        self._v.retrievals = retrievals
+        self.retrievalsChanged.emit(retrievals)
+
+    def set_explanation(self, explanation: Any) -> None:
+        self._v.explanation = explanation
+        self.explanationChanged.emit(explanation)

@@ -1,0 +1,155 @@
+"""Curves panel: the pixel-flipping curve streamed point by point, random's for reference, continuity.
+
+The panel is passive: the controller calls :meth:`CurvesPanel.reset`, :meth:`add_point` and
+:meth:`finish` as worker items arrive. Each curve is one ``PlotDataItem`` whose data grows by one point
+per worker item; the legend shows the AUC when a curve completes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QSizePolicy, QTabWidget, QVBoxLayout, QWidget
+
+log = logging.getLogger(__name__)
+
+pg.setConfigOptions(antialias=True, background="w", foreground="k")
+
+STYLES = {
+    "method": dict(pen=pg.mkPen("#1f6fd1", width=2), symbol="o", symbolSize=6, symbolBrush="#1f6fd1", symbolPen=None),
+    "random": dict(pen=pg.mkPen("#888888", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine), symbol="o",
+                   symbolSize=5, symbolBrush=None, symbolPen=pg.mkPen("#888888")),
+}
+
+
+def curve_auc(curve: Any) -> float | None:
+    auc = getattr(curve, "auc", None)
+    return None if auc is None else float(auc)
+
+
+class _Series:
+    """One growing curve on a plot."""
+
+    def __init__(self, plot: pg.PlotItem, name: str, style: dict) -> None:
+        self.name = name
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+        self.item = plot.plot([], [], name=name, **style)
+
+    def add(self, x: float, y: float) -> None:
+        self.xs.append(float(x))
+        self.ys.append(float(y))
+        self.item.setData(np.asarray(self.xs), np.asarray(self.ys))
+
+    def rename(self, plot: pg.PlotItem, name: str) -> None:
+        self.name = name
+        legend = plot.legend
+        if legend is not None:
+            for sample, label in legend.items:
+                if sample.item is self.item:
+                    label.setText(name)
+
+
+class CurvesPanel(QTabWidget):
+    """Tab 1: pixel flipping (``curvePlot``); tab 2: continuity (``continuityPlot``)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("curveTabs")
+        self.plotWidget = pg.PlotWidget()
+        self.plotWidget.setObjectName("curvePlot")
+        self.plot: pg.PlotItem = self.plotWidget.getPlotItem()
+        self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#bbbbbb"))
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setLabel("bottom", "step (superpixels flipped, most relevant first)")
+        self.plot.setLabel("left", "sim_k / sim_0")
+        self.status = QLabel("", objectName="curveStatus")
+        # Text changes every point: a fixed-size label repaints itself only, never relayouts the window.
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plotWidget, 1)
+        lay.addWidget(self.status)
+        self.addTab(page, "Pixel flipping")
+
+        self.contWidget = pg.PlotWidget()
+        self.contWidget.setObjectName("continuityPlot")
+        self.cont: pg.PlotItem = self.contWidget.getPlotItem()
+        self.cont.showGrid(x=True, y=True, alpha=0.25)
+        self.cont.setLabel("bottom", "step")
+        self.cont.setLabel("left", "heat-map difference")
+        self.contStatus = QLabel("Open this tab to compute the continuity of the current method.", objectName="continuityStatus")
+        self.contStatus.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        page2 = QWidget()
+        lay2 = QVBoxLayout(page2)
+        lay2.setContentsMargins(0, 0, 0, 0)
+        lay2.addWidget(self.contWidget, 1)
+        lay2.addWidget(self.contStatus)
+        self.addTab(page2, "Continuity")
+
+        # pyqtgraph creates its context menus without a parent; tie them to this panel's lifetime.
+        for item in (self.plot, self.cont):
+            menu = item.getViewBox().menu
+            menu.setParent(self, menu.windowFlags())
+        self.series: dict[str, _Series] = {}
+        self.steps = 0
+        self.method = ""
+        self.continuity: _Series | None = None
+
+    # -- pixel flipping -------------------------------------------------------------------------
+    def reset(self, method: str | None = None, steps: int = 0, message: str = "") -> None:
+        """Clear the plot; ``method`` None leaves it empty (no pair)."""
+        self.plot.clear()
+        if self.plot.legend is not None:
+            self.plot.legend.clear()
+        self.series = {}
+        self.steps = steps
+        self.method = method or ""
+        if method is not None:
+            self.series["method"] = _Series(self.plot, method, STYLES["method"])
+            self.series["random"] = _Series(self.plot, "random", STYLES["random"])
+        self.status.setText(message)
+
+    def add_point(self, tag: str, point: Any) -> None:
+        s = self.series.get(tag)
+        if s is None:
+            return
+        s.add(point.step, point.ratio)
+        name = self.method if tag == "method" else "random"
+        self.status.setText(f"{name}: step {point.step}/{self.steps}  sim {point.sim:.3f}")
+
+    def finish(self, tag: str, curve: Any) -> None:
+        s = self.series.get(tag)
+        if s is None:
+            return
+        auc = curve_auc(curve)
+        base = self.method if tag == "method" else "random"
+        s.rename(self.plot, f"{base}  AUC {auc:.3f}" if auc is not None else base)
+
+    def point_count(self, tag: str = "method") -> int:
+        """Points currently drawn for ``tag`` (read from the plot item itself)."""
+        s = self.series.get(tag)
+        if s is None:
+            return 0
+        x, _y = s.item.getData()
+        return 0 if x is None else len(x)
+
+    # -- continuity -----------------------------------------------------------------------------
+    def reset_continuity(self, method: str | None, message: str = "") -> None:
+        self.cont.clear()
+        self.continuity = None
+        if method is not None:
+            self.continuity = _Series(self.cont, method, STYLES["method"])
+        self.contStatus.setText(message)
+
+    def add_continuity(self, point: Any) -> None:
+        if self.continuity is not None:
+            self.continuity.add(point.step, point.diff)
+            self.contStatus.setText(f"step {point.step}")
+
+    def finish_continuity(self, result: Any) -> None:
+        self.contStatus.setText("done" if self.continuity is not None else "")

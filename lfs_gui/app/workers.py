@@ -1,0 +1,188 @@
+"""The one worker pattern for all long work: iterate a core generator on a QThread.
+
+Every long computation in the core is a generator that yields progress or partial results and
+``return``s its result (:mod:`lfs_gui.jobs`). :class:`GeneratorThread` iterates one such generator on a
+worker thread, emits each yielded item, and checks a cancel flag between yields (each ``yield`` is a
+cancel point; the generator is closed so its ``finally`` blocks run).
+
+:class:`JobChannel` owns the "latest request wins" rule for one kind of work (the curve, the session,
+a slow explanation): a new :meth:`JobChannel.start` cancels the running job, and a generation counter
+drops any item that a stale job still manages to emit after it was superseded. Receivers connect to the
+channel's signals, never to a thread's, so they only ever see the current generation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Generator
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+log = logging.getLogger(__name__)
+
+GeneratorFactory = Callable[[], Generator[Any, None, Any]]
+
+# Threads still inside one long uninterruptible step when their owner went away: kept referenced so
+# that no running QThread is ever destroyed (which would abort the process); they end on their own.
+_ORPHANS: set["GeneratorThread"] = set()
+
+
+class GeneratorThread(QThread):
+    """Run ``factory()`` and iterate the generator it returns; one thread per job.
+
+    Signals carry the job's generation so that the owner can drop stale ones. ``factory`` is called on
+    the worker thread, so any eager work it does (model loading) never blocks the GUI.
+    """
+
+    item = Signal(int, object)  # generation, yielded item
+    done = Signal(int, object)  # generation, return value
+    failed = Signal(int, object, str)  # generation, exception, formatted traceback
+    cancelled = Signal(int)  # generation
+
+    def __init__(self, generation: int, factory: GeneratorFactory, name: str = "job", parent: QObject | None = None):
+        super().__init__(parent)
+        self.generation = generation
+        self._factory = factory
+        self._cancel = threading.Event()
+        self.setObjectName(f"worker-{name}-{generation}")
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next cancel point (thread-safe, returns at once)."""
+        self._cancel.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> None:  # noqa: D102 (QThread API)
+        gen = None
+        try:
+            if self._cancel.is_set():
+                self.cancelled.emit(self.generation)
+                return
+            gen = self._factory()
+            while True:
+                if self._cancel.is_set():
+                    gen.close()
+                    self.cancelled.emit(self.generation)
+                    return
+                try:
+                    value = next(gen)
+                except StopIteration as stop:
+                    self.done.emit(self.generation, stop.value)
+                    return
+                if self._cancel.is_set():
+                    gen.close()
+                    self.cancelled.emit(self.generation)
+                    return
+                self.item.emit(self.generation, value)
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI, logged with its traceback
+            tb = traceback.format_exc()
+            log.error("%s failed: %s\n%s", self.objectName(), exc, tb)
+            if gen is not None:
+                try:
+                    gen.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            self.failed.emit(self.generation, exc, tb)
+
+
+class JobChannel(QObject):
+    """One kind of long work where the latest request wins.
+
+    ``start(factory)`` cancels the running job (if any), starts a new :class:`GeneratorThread` and
+    returns its generation. Only the current generation's signals are re-emitted; superseded threads
+    are kept referenced until they finish, so no ``QThread`` is destroyed while running.
+    """
+
+    started = Signal(int)  # generation
+    item = Signal(object)  # yielded item of the current job
+    done = Signal(object)  # return value of the current job
+    failed = Signal(object, str)  # exception, traceback (current job)
+    cancelled = Signal(int)  # generation of a job that stopped at a cancel point
+    busyChanged = Signal(bool)
+
+    def __init__(self, name: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(f"channel-{name}")
+        self.name = name
+        self.generation = 0
+        self._current: GeneratorThread | None = None
+        self._threads: set[GeneratorThread] = set()
+        self.stale_items = 0  # items dropped because their job had been superseded (for tests)
+
+    # -- control -----------------------------------------------------------------------------
+    def start(self, factory: GeneratorFactory) -> int:
+        """Cancel the running job and start ``factory()``'s generator; returns the new generation."""
+        self.cancel()
+        self.generation += 1
+        thread = GeneratorThread(self.generation, factory, self.name)
+        thread.item.connect(self._on_item)
+        thread.done.connect(self._on_done)
+        thread.failed.connect(self._on_failed)
+        thread.cancelled.connect(self.cancelled)
+        thread.finished.connect(self._reap_finished)
+        self._threads.add(thread)
+        self._current = thread
+        thread.start()
+        self.started.emit(self.generation)
+        self.busyChanged.emit(True)
+        return self.generation
+
+    def cancel(self) -> None:
+        """Cancel the current job (it stops at its next cancel point); its late signals are dropped."""
+        if self._current is not None:
+            self._current.cancel()
+            self._current = None
+            self.generation += 1  # anything still in flight is now stale
+            self.busyChanged.emit(False)
+
+    def is_busy(self) -> bool:
+        return self._current is not None
+
+    def shutdown(self, timeout_ms: int = 10000) -> bool:
+        """Cancel everything and wait for every thread of this channel; True if all stopped."""
+        self.cancel()
+        ok = True
+        for thread in list(self._threads):
+            thread.cancel()
+            if not thread.wait(timeout_ms):
+                log.warning("%s did not stop within %d ms; leaving it to finish on its own", thread.objectName(), timeout_ms)
+                thread.setParent(None)
+                _ORPHANS.add(thread)
+                thread.finished.connect(lambda t=thread: _ORPHANS.discard(t))
+                self._threads.discard(thread)
+                ok = False
+        self._reap_finished()
+        return ok
+
+    def running_threads(self) -> int:
+        return sum(1 for t in self._threads if t.isRunning())
+
+    # -- relays (GUI thread) ---------------------------------------------------------------------
+    def _on_item(self, generation: int, value: object) -> None:
+        if generation != self.generation:
+            self.stale_items += 1
+            return
+        self.item.emit(value)
+
+    def _on_done(self, generation: int, value: object) -> None:
+        if generation != self.generation:
+            return
+        self._current = None
+        self.busyChanged.emit(False)
+        self.done.emit(value)
+
+    def _on_failed(self, generation: int, exc: object, tb: str) -> None:
+        if generation != self.generation:
+            return
+        self._current = None
+        self.busyChanged.emit(False)
+        self.failed.emit(exc, tb)
+
+    def _reap_finished(self) -> None:
+        for thread in [t for t in self._threads if t.isFinished()]:
+            self._threads.discard(thread)
+            thread.deleteLater()

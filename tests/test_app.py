@@ -1,0 +1,303 @@
+"""The desktop app, offscreen, with real Qt and a real session (no mocks).
+
+The worker tests drive plain Python generators; the window tests open the embedded demo once per
+module (it loads the model) and build a fresh window per test around it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
+
+from lfs_gui.app.workers import JobChannel  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------------
+# The worker pattern, with plain generators
+# --------------------------------------------------------------------------------------------------
+def _count(n: int, delay: float = 0.0, log: list | None = None) -> Generator[int, None, str]:
+    try:
+        for i in range(n):
+            if delay:
+                time.sleep(delay)
+            yield i
+        return f"counted {n}"
+    finally:
+        if log is not None:
+            log.append("closed")
+
+
+def test_channel_streams_items_and_result(qtbot):
+    ch = JobChannel("t")
+    items: list[int] = []
+    ch.item.connect(items.append)
+    with qtbot.waitSignal(ch.done, timeout=5000) as blocker:
+        ch.start(lambda: _count(5))
+    assert blocker.args == ["counted 5"]
+    assert items == [0, 1, 2, 3, 4]
+    assert not ch.is_busy()
+    assert ch.shutdown()
+
+
+def test_new_request_cancels_old_and_drops_stale_items(qtbot):
+    ch = JobChannel("t")
+    items: list[int] = []
+    closed: list[str] = []
+    ch.item.connect(items.append)
+    ch.start(lambda: _count(1000, delay=0.005, log=closed))
+    qtbot.waitUntil(lambda: len(items) >= 3, timeout=5000)
+    with qtbot.waitSignal(ch.done, timeout=5000) as blocker:
+        ch.start(lambda: (i + 100 for i in range(3)))
+    assert blocker.args == [None]
+    tail = [i for i in items if i >= 100]
+    assert tail == [100, 101, 102]
+    # Nothing of the first run arrived after the second started.
+    first_run = items[: len(items) - 3]
+    assert all(i < 100 for i in first_run) and items[-3:] == [100, 101, 102]
+    assert ch.shutdown()
+    assert closed == ["closed"]  # the old generator was closed at a cancel point
+
+
+def test_failure_is_reported_with_traceback(qtbot):
+    def boom() -> Generator[int, None, None]:
+        yield 1
+        raise ValueError("/some/file.pt: broken; fetch it again")
+
+    ch = JobChannel("t")
+    with qtbot.waitSignal(ch.failed, timeout=5000) as blocker:
+        ch.start(boom)
+    exc, tb = blocker.args
+    assert isinstance(exc, ValueError) and "fetch it again" in str(exc)
+    assert "Traceback" in tb
+    assert ch.shutdown()
+
+
+def test_shutdown_stops_a_running_job(qtbot):
+    ch = JobChannel("t")
+    closed: list[str] = []
+    ch.start(lambda: _count(10_000, delay=0.01, log=closed))
+    qtbot.wait(50)
+    t0 = time.perf_counter()
+    assert ch.shutdown(5000)
+    assert time.perf_counter() - t0 < 1.0
+    assert ch.running_threads() == 0
+    assert closed == ["closed"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The window on the embedded demo
+# --------------------------------------------------------------------------------------------------
+CURVE_TIMEOUT = 60_000
+
+
+@pytest.fixture(scope="module")
+def demo_session():
+    session_mod = pytest.importorskip("lfs_gui.session")
+    return session_mod.Session.open_demo()
+
+
+@pytest.fixture
+def window(qtbot, demo_session):
+    from lfs_gui.app.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    win.set_session(demo_session)
+    return win
+
+
+def _click_gallery(qtbot, win, row: int) -> None:
+    view = win.gallery.view
+    idx = win.gallery.model.index(row)
+    view.scrollTo(idx)
+    qtbot.waitUntil(lambda: view.visualRect(idx).isValid() and not view.visualRect(idx).isEmpty(), timeout=5000)
+    rect = view.visualRect(idx)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def _open_pair(qtbot, win, row: str = "similar", col: int = 0):
+    panel = getattr(win.retrievals, row)
+    tile = panel.tiles[col]
+    qtbot.mouseClick(tile, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+    return tile.hit.id
+
+
+def _plot_xy(win, tag: str = "method"):
+    x, y = win.curves.series[tag].item.getData()
+    return ([] if x is None else list(x)), ([] if y is None else list(y))
+
+
+def test_open_demo_in_background(qtbot):
+    pytest.importorskip("lfs_gui.session")
+    from lfs_gui.app.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
+    win.show()
+    with qtbot.waitSignal(win.sessionReady, timeout=120_000):
+        gen = win.open_demo()
+        assert gen >= 1 and win.jobProgress.isVisible()  # the GUI thread returned at once
+    assert win.gallery.model.rowCount() == len(win.state.session.gallery.items) > 0
+    assert "model" in win.sessionLabel.text() and "gallery" in win.sessionLabel.text()
+    assert not win.jobProgress.isVisible()
+
+
+def test_click_query_and_retrieval_shows_heat_and_full_curve(qtbot, window, tmp_path):
+    win = window
+    _click_gallery(qtbot, win, 0)
+    assert win.state.query is not None and win.state.query.id == win.gallery.model.gallery_id(0)
+    r = win.state.retrievals
+    assert r is not None and len(r.similar) == win.state.k and len(r.dissimilar) == win.state.k
+    assert win.findChild(type(win.retrievals.similar), "retrievalsSimilar") is win.retrievals.similar
+    assert win.retrievals.similar.tiles[0].hit.id == r.similar[0].id
+    with qtbot.waitSignal(win.controller.curveFinished, timeout=CURVE_TIMEOUT) as blocker:
+        target = _open_pair(qtbot, win, "similar", 1)
+        assert win.state.target == target
+        # ExplainLFS is computed on the GUI thread at once: the heat is on screen before the curve.
+        assert win.state.explanation is not None
+        assert win.pair.targetHeat.overlay is not None and win.pair.queryHeat.overlay is not None
+    curves = blocker.args[0]
+    steps = win.state.curve.steps
+    xs, ys = _plot_xy(win, "method")
+    assert len(xs) == len(curves["method"].ratios) == steps + 1
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)
+    assert ys == pytest.approx([float(v) for v in curves["method"].ratios])
+    assert win.curves.point_count("random") == steps + 1
+    assert "AUC" in win.curves.status.text()
+
+    # Export: the pair figure in three formats, the sheet and the curve data.
+    for name, what in (("pair.png", "pair"), ("pair.svg", "pair"), ("pair.pdf", "pair"), ("sheet.png", "sheet"),
+                       ("curve.csv", "curve"), ("curve.json", "curve")):
+        out = tmp_path / name
+        assert win.export(what, out) is not None
+        qtbot.waitUntil(lambda: not win.export_channel.is_busy(), timeout=60_000)
+        assert win.last_error is None, win.last_error
+        data = out.read_bytes()
+        assert data, name
+        if name.endswith(".png"):
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        elif name.endswith(".svg"):
+            assert b"<svg" in data[:2000]
+        elif name.endswith(".pdf"):
+            assert data[:5] == b"%PDF-"
+    assert win.last_error is None
+
+
+def test_new_pair_cancels_running_curve_and_drops_stale_points(qtbot, window):
+    win = window
+    win.controller.curve_delay_ms = 0
+    win.select_query(0)
+    ch = win.controller.curve_channel
+    qtbot.waitUntil(lambda: win.curves.point_count("method") >= 2, timeout=CURVE_TIMEOUT)
+    old_generation = ch.generation
+    with qtbot.waitSignal(ch.cancelled, timeout=10_000) as cancelled, \
+            qtbot.waitSignal(win.controller.curveFinished, timeout=CURVE_TIMEOUT) as blocker:
+        new_target = _open_pair(qtbot, win, "dissimilar", 0)
+    assert cancelled.args[0] == old_generation
+    assert win.state.target == new_target
+    xs, ys = _plot_xy(win, "method")
+    assert xs == list(range(win.state.curve.steps + 1))  # one run's points, none from the old one
+    assert ys == pytest.approx([float(v) for v in blocker.args[0]["method"].ratios])
+    qtbot.waitUntil(lambda: ch.running_threads() == 0, timeout=10_000)
+
+
+def test_close_window_mid_curve_stops_worker(qtbot, demo_session):
+    from lfs_gui.app.main_window import MainWindow
+
+    win = MainWindow()
+    win.show()
+    win.set_session(demo_session)
+    win.controller.curve_delay_ms = 0
+    win.select_query(1)
+    ch = win.controller.curve_channel
+    qtbot.waitUntil(lambda: win.curves.point_count("method") >= 1, timeout=CURVE_TIMEOUT)
+    assert ch.running_threads() == 1
+    t0 = time.perf_counter()
+    win.close()
+    assert time.perf_counter() - t0 < 5.0
+    assert ch.running_threads() == 0
+    win.deleteLater()
+    qtbot.wait(50)
+
+
+def test_controls_rerender_at_once(qtbot, window):
+    win = window
+    win.controller.curve_delay_ms = 10_000  # keep the curve out of the way
+    win.select_query(2)
+    before = win.pair.renders
+    first = win.state.explanation
+    win.pair.controls.p.slider.setValue(win.pair.controls.p.slider.value() + 40)
+    assert win.pair.renders == before + 1 and win.state.explanation is not first
+    assert win.state.explain.p == pytest.approx(first.settings.get("p", 0.3) + 0.4, abs=1e-6)
+    win.pair.controls.maskOnly.setChecked(True)
+    assert win.state.view.mask_only
+    win.pair.controls.xi2.slider.setValue(90)
+    assert win.state.explain.xi2 == pytest.approx(0.9)
+    assert win.pair.targetHeat.overlay is not None
+
+
+def test_gallery_filter_and_keyboard(qtbot, window):
+    win = window
+    gal = win.gallery
+    n = gal.model.rowCount()
+    cls = win.state.session.gallery.classes[0]
+    gal.classCombo.setCurrentText(cls)
+    assert 0 < gal.model.rowCount() < n
+    assert "of" in gal.countLabel.text()
+    gal.classCombo.setCurrentIndex(0)
+    gal.nameEdit.setText("zzzz-no-such-name")
+    assert gal.model.rowCount() == 0
+    gal.nameEdit.clear()
+    assert gal.model.rowCount() == n
+    _click_gallery(qtbot, win, 0)
+    first = win.state.query.id
+    gal.view.setFocus()
+    qtbot.keyClick(gal.view, Qt.Key.Key_Right)
+    assert win.state.query.id != first
+
+
+def test_external_image_query(qtbot, window, tmp_path):
+    import shutil
+
+    win = window
+    src = win.state.session.gallery.items[3].path
+    ext = tmp_path / ("external" + src.suffix)
+    shutil.copy(src, ext)
+    with qtbot.waitSignal(win.state.retrievalsChanged, timeout=60_000):
+        win.open_image_query(ext)
+    q = win.state.query
+    assert q.external and q.path == ext
+    assert win.state.retrievals.similar[0].score > 0.99  # the same pixels as gallery item 3
+    assert "external" in win.query.name.text()
+
+
+def test_open_missing_index_shows_error(qtbot, window, tmp_path):
+    win = window
+    missing = tmp_path / "no-such-index"
+    with qtbot.waitSignal(win.jobFailed, timeout=60_000) as blocker:
+        win.open_index(missing)
+    assert "no-such-index" in blocker.args[0]
+    assert win.findChild(type(win._error_box), "errorBox") is not None
+    assert win.state.session is not None  # the open session stays
+
+
+def test_settings_never_touch_the_user_config(qtbot):
+    import os
+
+    from lfs_gui.app.settings import add_recent, make_settings, recent
+
+    s = make_settings()
+    assert Path(s.fileName()) == Path(os.environ["LFS_GUI_SETTINGS"])
+    add_recent(s, "images", __file__)
+    assert recent(s, "images")[0] == str(Path(__file__).resolve())
