@@ -22,7 +22,7 @@ import numpy as np
 from lfs_gui.data.galleries import Gallery
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.jobs import Progress
-from lfs_gui.models.base import EmbeddingModel, ModelLoadError, Preprocessing, cosine
+from lfs_gui.models.base import EmbeddingModel, Preprocessing, cosine
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Session:
         return (yield from iter_open_demo(cls))
 
     @classmethod
-    def iter_open_index(cls, path: str | Path, decoder: str | Path | None = None, trust_checkpoint: bool = False) -> Generator[Progress, None, "Session"]:
+    def iter_open_index(cls, path: str | Path, decoder: str | Path | None | bool = None, trust_checkpoint: bool = False) -> Generator[Progress, None, "Session"]:
         from lfs_gui.session_open import iter_open_index
 
         return (yield from iter_open_index(cls, path, decoder=decoder, trust_checkpoint=trust_checkpoint))
@@ -118,7 +118,7 @@ class Session:
         return run_generator(cls.iter_open_demo())
 
     @classmethod
-    def open_index(cls, path: str | Path, decoder: str | Path | None = None, trust_checkpoint: bool = False) -> "Session":
+    def open_index(cls, path: str | Path, decoder: str | Path | None | bool = None, trust_checkpoint: bool = False) -> "Session":
         from lfs_gui.jobs import run_generator
 
         return run_generator(cls.iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint))

@@ -55,10 +55,10 @@ def _check_identity(loader: Callable[[], EmbeddingModel], expected: str, where: 
     return load
 
 
-def _load_decoder(ref: str | Path | None, folder: Path, dim: int) -> tuple[Any, Path | None]:
+def _load_decoder(ref: str | Path | None | bool, folder: Path, dim: int) -> tuple[Any, Path | None]:
     from lfs_gui.models.decoder import load_decoder
 
-    if ref is None:
+    if ref is None or ref is False:
         return None, None
     path = Path(ref)
     if not path.is_absolute():
@@ -69,13 +69,17 @@ def _load_decoder(ref: str | Path | None, folder: Path, dim: int) -> tuple[Any, 
 def iter_open_index(
     cls: type["Session"],
     path: str | Path,
-    decoder: str | Path | None = None,
+    decoder: str | Path | None | bool = None,
     trust_checkpoint: bool = False,
     gallery_root: Path | None = None,
     model_loader: Callable[[], EmbeddingModel] | None = None,
     name: str | None = None,
 ) -> Generator[Progress, None, "Session"]:
-    """Open an index folder written by ``lfs-gui index``; yields Progress, returns the Session."""
+    """Open an index folder written by ``lfs-gui index``; yields Progress, returns the Session.
+
+    ``decoder``: a decoder file to use instead of the sidecar's, or ``False`` for none (e.g. to train a
+    replacement for a broken one).
+    """
     from lfs_gui.index.faiss_index import EmbeddingIndex
     from lfs_gui.index.store import index_dir
 
@@ -91,7 +95,7 @@ def iter_open_index(
         log.warning("%s: %s (and maybe more) not found: the gallery folder moved? thumbnails will be missing",
                     folder, missing[0])
     yield Progress(1, 3, "loading decoder")
-    dec, dec_path = _load_decoder(decoder if decoder is not None else meta.decoder_file, folder, index.dim)
+    dec, dec_path = _load_decoder(meta.decoder_file if decoder is None else decoder, folder, index.dim)
     info = dict(meta.model)
     pre = Preprocessing.from_dict(info["preprocessing"]) if "preprocessing" in info else Preprocessing()
     loader = model_loader or _check_identity(_model_loader(info, trust_checkpoint), meta.model_identity, folder)

@@ -1,7 +1,8 @@
 """Shared test set-up: offscreen Qt, a throw-away QSettings file, and a leaked-widget check.
 
 * ``QT_QPA_PLATFORM=offscreen`` unless the caller chose a platform (e.g. ``xvfb-run``).
-* ``LFS_GUI_SETTINGS`` points at a temp INI file so no test reads or writes the user's settings.
+* ``LFS_GUI_SETTINGS`` points at a temp INI file so no test reads or writes the user's settings;
+  ``LFS_GUI_CACHE`` at a temp folder for embedding caches.
 * Like napari's ``make_napari_viewer``, every test that uses Qt fails if it leaves a top-level widget
   alive (close your windows; ``qtbot.addWidget`` does it for you).
 """
@@ -16,6 +17,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _SETTINGS_DIR = tempfile.mkdtemp(prefix="lfs-gui-test-settings-")
 os.environ["LFS_GUI_SETTINGS"] = os.path.join(_SETTINGS_DIR, "lfs-gui.ini")
+# Embedding caches of indexes built by tests go to a throw-away folder, never the user's cache.
+os.environ["LFS_GUI_CACHE"] = tempfile.mkdtemp(prefix="lfs-gui-test-cache-")
 
 
 def _top_level_widgets() -> dict[int, str]:

@@ -11,13 +11,9 @@ from collections.abc import Generator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QPoint, Qt
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
-
-from lfs_gui.app.workers import JobChannel  # noqa: E402
+from lfs_gui.app.workers import JobChannel
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,8 +96,9 @@ CURVE_TIMEOUT = 60_000
 
 @pytest.fixture(scope="module")
 def demo_session():
-    session_mod = pytest.importorskip("lfs_gui.session")
-    return session_mod.Session.open_demo()
+    from lfs_gui.session import Session
+
+    return Session.open_demo()
 
 
 @pytest.fixture
@@ -139,7 +136,6 @@ def _plot_xy(win, tag: str = "method"):
 
 
 def test_open_demo_in_background(qtbot):
-    pytest.importorskip("lfs_gui.session")
     from lfs_gui.app.main_window import MainWindow
 
     win = MainWindow()
@@ -301,3 +297,29 @@ def test_settings_never_touch_the_user_config(qtbot):
     assert Path(s.fileName()) == Path(os.environ["LFS_GUI_SETTINGS"])
     add_recent(s, "images", __file__)
     assert recent(s, "images")[0] == str(Path(__file__).resolve())
+
+
+def test_index_a_gallery_then_train_and_use_a_decoder(qtbot, window, tmp_path):
+    """File ▸ Index a gallery runs in the background with progress, then opens the new index; a
+    decoder trained from the menu replaces the index's one."""
+    from PIL import Image
+
+    root = tmp_path / "gal"
+    for c, colour in enumerate([(200, 30, 30), (30, 30, 200)]):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(3):
+            img = Image.new("RGB", (64, 48), colour)
+            img.paste((255, 255, 255), (i * 10, 5, i * 10 + 20, 30))
+            img.save(root / f"c{c}" / f"{i}.png")
+    progress: list = []
+    window.build_channel.item.connect(progress.append)
+    with qtbot.waitSignal(window.sessionReady, timeout=120000):
+        window.build_index(root, tmp_path / "idx")
+    assert (tmp_path / "idx" / "index.json").is_file()
+    assert len(window.state.session.gallery) == 6 and progress
+    assert "gallery: 6" in window.sessionLabel.text()
+
+    with qtbot.waitSignal(window.build_channel.done, timeout=120000):
+        window.train_decoder(tmp_path / "dec.pt", epochs=2)
+    assert window.state.session.decoder_path == tmp_path / "dec.pt"
+    assert window.state.session.decoder.meta["epochs"] == 2

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import pathlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,21 +113,16 @@ def test_efficientnet_head_errors(tmp_path):
         load_efficientnet_lite0({"weight": torch.zeros(8, 1280)}, dim=9)
 
 
-_TUX_BIRDS = sorted(glob.glob("/usr/share/tuxpaint/stamps/animals/birds/*.png"))
 _BIRD_CLASSES = set(range(7, 25)) | set(range(80, 101)) | set(range(127, 147))
 
 
-@pytest.mark.skipif(not _TUX_BIRDS, reason="tuxpaint bird stamps (/usr/share/tuxpaint) not installed on this machine")
 def test_efficientnet_classifies_real_birds(effnet):
+    """Real photos (the demo's Tux Paint stamps, composited on white) get their ImageNet classes."""
+    from lfs_gui.paths import demo_gallery_dir
+
+    birds = demo_gallery_dir() / "images" / "birds"
     names = ["rooster", "hen", "peacock", "pink_flamingo", "tucan", "owl"]
-    by_stem = {Path(p).stem: p for p in _TUX_BIRDS}
-    paths = [by_stem[n] for n in names]
-    xs = []
-    for p in paths:
-        im = Image.open(p).convert("RGBA")
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        bg.alpha_composite(im)
-        xs.append(effnet.preprocessing.to_tensor(bg.convert("RGB")))
+    xs = [effnet.preprocessing.to_tensor(Image.open(birds / f"tuxpaint-{n}.jpg").convert("RGB")) for n in names]
     with torch.inference_mode():
         top = effnet.imagenet_logits(torch.stack(xs)).argmax(1).tolist()
     # rooster->7 cock, hen->8, peacock->84, flamingo->130, toucan->96, owl->21/24

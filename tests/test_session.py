@@ -143,3 +143,19 @@ def test_slow_method_streams_progress_and_can_be_stopped(built):
     assert ex.heat2.shape[0] > 1 and 0.0 <= ex.heat2.min() and ex.heat2.max() <= 1.0
     assert ex.cost["model_forwards"] >= 32
     assert not s.decoder_knows(str(s.gallery.items[0].path)) and s.decoder_knows(0)
+
+
+def test_broken_decoder_is_named_and_can_be_bypassed(built, tmp_path):
+    import shutil
+
+    from lfs_gui.models.base import ModelLoadError
+
+    tmp, _, _ = built
+    copy = tmp_path / "index"
+    shutil.copytree(tmp / "index", copy)
+    (copy / "decoder.pt").write_bytes(b"truncated")
+    with pytest.raises(ModelLoadError, match="decoder.pt"):
+        Session.open_index(copy)
+    s = Session.open_index(copy, decoder=False)  # e.g. to train a replacement
+    assert s.decoder is None and "explainlfs" not in s.methods()
+    assert s.retrieve(0, k=2).similar

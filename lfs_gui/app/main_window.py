@@ -94,14 +94,16 @@ class MainWindow(QMainWindow):
         self.session_channel = JobChannel("session", self)
         self.export_channel = JobChannel("export", self)
         self.embed_channel = JobChannel("embed", self)
+        self.build_channel = JobChannel("build", self)
         self._job_labels: dict[JobChannel, str] = {}
-        for ch in (self.session_channel, self.export_channel, self.embed_channel):
+        for ch in self._channels():
             ch.item.connect(self._on_job_progress)
             ch.busyChanged.connect(self._update_job_bar)
             ch.failed.connect(lambda exc, tb, ch=ch: self._on_job_failed(ch, exc))
         self.session_channel.done.connect(self.set_session)
         self.export_channel.done.connect(lambda path: self._status_message(f"exported {path}", path))
         self.embed_channel.done.connect(self._on_embedded)
+        self.build_channel.done.connect(self._on_built)
         self._pending_open: str | None = None
 
         self._build_status_bar()
@@ -137,6 +139,10 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._add(file, "Open image as &query…", lambda: self.open_image_query(None), "Ctrl+I", "actionOpenImage")
         self.recentImages = file.addMenu("Recent query images")
+        file.addSeparator()
+        self._add(file, "Index a &gallery…", self.choose_gallery_to_index, "Ctrl+Shift+N", "actionIndexGallery")
+        self._add(file, "&Train a decoder for this index…", self.choose_decoder_output, None, "actionTrainDecoder")
+        self._add(file, "Open &decoder…", self.choose_decoder, None, "actionOpenDecoder")
         file.addSeparator()
         export = file.addMenu("&Export")
         export.setObjectName("menuExport")
@@ -213,6 +219,67 @@ class MainWindow(QMainWindow):
         item = session.gallery.items[gallery_id]
         self.state.set_query(QueryRef(id=gallery_id, path=item.path, label=item.label, class_name=item.class_name))
 
+    # -- building indexes and decoders ------------------------------------------------------------
+    def choose_gallery_to_index(self) -> None:
+        gallery = QFileDialog.getExistingDirectory(self, "Gallery folder to index (CUB, Cars, or class sub-folders)")
+        if not gallery:
+            return
+        default = Path(str(self.settings.value("build/dir", str(Path.home())))) / f"{Path(gallery).name}-index"
+        out = QFileDialog.getExistingDirectory(self, "Folder for the new index (created if needed)", str(default.parent))
+        if out:
+            self.settings.setValue("build/dir", out)
+            self.build_index(gallery, Path(out) / default.name)
+
+    def build_index(self, gallery: str | Path, out: str | Path, model: str | Path | None = None) -> int:
+        """Index ``gallery`` into ``out`` in the background (demo model unless ``model``), then open it."""
+        from lfs_gui.app.jobs import build_index_job
+
+        self.jobLabel.setText(f"indexing {Path(gallery).name}…")
+        return self.build_channel.start(lambda g=str(gallery), o=str(out), m=model: build_index_job(g, o, m))
+
+    def _on_built(self, result: Any) -> None:
+        if isinstance(result, Path) and (result / "index.json").is_file():
+            self.open_index(result)
+        else:  # a decoder file
+            self.use_decoder(result)
+
+    def choose_decoder_output(self) -> None:
+        if self.state.session is None:
+            self.show_error("No session", "Open the demo or an index first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save the new decoder", str(Path.home() / "decoder.pt"), "Decoder (*.pt)")
+        if path:
+            self.train_decoder(path)
+
+    def train_decoder(self, out: str | Path, kind: str = "dense", epochs: int = 60) -> int:
+        from lfs_gui.app.jobs import train_decoder_job
+
+        session = self.state.session
+        self.jobLabel.setText("training a decoder…")
+        return self.build_channel.start(lambda: train_decoder_job(session, out, kind, epochs))
+
+    def choose_decoder(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a decoder", "", "Decoder (*.pt);;All files (*)")
+        if path:
+            self.use_decoder(path)
+
+    def use_decoder(self, path: str | Path) -> None:
+        """Load a decoder file (validated against the session's dimension) and re-explain the pair."""
+        from lfs_gui.models.decoder import load_decoder
+
+        session = self.state.session
+        if session is None:
+            return
+        try:
+            session.decoder = load_decoder(path, expected_dim=session.dim)
+            session.decoder_path = Path(path)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.show_error("Could not use the decoder", str(exc))
+            return
+        self._on_session(session)
+        self.controller._on_pair()
+        self._status_message(f"decoder {Path(path).name} in use")
+
     # -- external query ----------------------------------------------------------------------------
     def open_image_query(self, path: Path | str | None) -> int | None:
         """Embed an image file (in the background) and make it the query."""
@@ -266,7 +333,7 @@ class MainWindow(QMainWindow):
                 self.jobLabel.setText(item.message)
 
     def _update_job_bar(self, *_: Any) -> None:
-        busy = any(ch.is_busy() for ch in (self.session_channel, self.export_channel, self.embed_channel))
+        busy = any(ch.is_busy() for ch in self._channels())
         self.jobProgress.setVisible(busy)
         self.jobCancel.setVisible(busy)
         if busy:
@@ -274,13 +341,17 @@ class MainWindow(QMainWindow):
         else:
             self.jobLabel.setText("")
 
+    def _channels(self) -> tuple[JobChannel, ...]:
+        return (self.session_channel, self.export_channel, self.embed_channel, self.build_channel)
+
     def cancel_jobs(self) -> None:
-        for ch in (self.session_channel, self.export_channel, self.embed_channel):
+        for ch in self._channels():
             ch.cancel()
         self._status_message("cancelled")
 
     def _on_job_failed(self, channel: JobChannel, exc: Any) -> None:
-        what = {"session": "Could not open the session", "export": "Export failed", "embed": "Could not use the image"}
+        what = {"session": "Could not open the session", "export": "Export failed", "embed": "Could not use the image",
+                "build": "Indexing / decoder training failed"}
         self.show_error(what.get(channel.name, "Job failed"), str(exc))
 
     def show_error(self, title: str, message: str) -> None:
@@ -317,7 +388,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
-        for ch in (self.session_channel, self.export_channel, self.embed_channel):
+        for ch in self._channels():
             ch.shutdown(60000)
         self.thumbs.close()
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader chatter is not for users
     if args.command is None:
         parser.print_help()
         return 2

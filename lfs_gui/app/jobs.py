@@ -1,0 +1,49 @@
+"""Long jobs the window starts from its menus (Qt-free generators run on a JobChannel).
+
+Each is a core generator composed from ``lfs_gui.build`` / ``lfs_gui.models``: it yields
+``Progress`` (every yield is a cancel point) and returns what the window needs next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from lfs_gui.jobs import Progress
+
+
+def build_index_job(gallery_path: str | Path, out: str | Path, model_path: str | Path | None = None,
+                    trust_checkpoint: bool = False) -> Generator[Any, None, Path]:
+    """Embed a gallery, build its index and train its decoder; returns the index folder."""
+    from lfs_gui.build import iter_build_index
+    from lfs_gui.data.galleries import open_gallery
+    from lfs_gui.models.loader import load_demo_model, load_model
+
+    yield Progress(0, 1, "loading the model")
+    if model_path is None:
+        model, info = load_demo_model(), {"demo": True, "source": "lfs_gui:demo"}
+    else:
+        model, info = load_model(model_path, trust_checkpoint=trust_checkpoint), None
+    gallery = open_gallery(gallery_path)
+    report = yield from iter_build_index(gallery, model, out, model_info=info)
+    return report.folder
+
+
+def train_decoder_job(session: Any, out: str | Path, kind: str = "dense", epochs: int = 60) -> Generator[Any, None, Path]:
+    """Train a decoder on the session's gallery (targets = the model's view) and save it to ``out``."""
+    import numpy as np
+
+    from lfs_gui.models.decoder import save_decoder
+    from lfs_gui.models.train_decoder import decoder_targets, iter_train_decoder
+    from lfs_gui.session import open_image
+
+    size = 40 if kind == "dense" else 64
+    items = session.gallery.items
+    targets = []
+    for i, it in enumerate(items):
+        targets.append(decoder_targets([open_image(it.path)], session.preprocessing, size)[0])
+        if i % 16 == 0:
+            yield Progress(i, len(items), f"reading images {i}/{len(items)}")
+    result = yield from iter_train_decoder(session.embeddings, np.stack(targets), kind=kind, epochs=epochs, keep_best=True)
+    return save_decoder(out, result.decoder, {**result.meta(), "gallery": str(session.gallery.root)})

@@ -1,0 +1,112 @@
+"""Small helpers every headless command shares.
+
+:func:`guarded` maps bad input to exit code 2 with a message on stderr, :func:`progress_bar` drives a
+generator with a tqdm bar on stderr, :func:`check_writable` and :func:`emit_json`. Heavy imports
+stay inside functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+log = logging.getLogger("lfs_gui.cli")
+
+
+def error(command: str, message: str) -> int:
+    """Print ``lfs-gui COMMAND: error: MESSAGE`` on stderr; returns exit code 2."""
+    print(f"lfs-gui {command}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def guarded(command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run ``body(args)``; bad input (GalleryError, IndexLoadError, ModelLoadError, SessionError, any
+    ValueError) and unwritable files (OSError) become a clear message and exit code 2."""
+    try:
+        return int(body(args) or 0)
+    except ValueError as exc:  # GalleryError, IndexLoadError, ModelLoadError, SessionError, ExplainerUnavailable
+        return error(command, str(exc))
+    except OSError as exc:
+        where = exc.filename or ""
+        return error(command, f"{where}: cannot read or write ({exc.strerror or exc}); check the path and its permissions"
+                     if where else f"{exc}; check the paths and their permissions")
+
+
+def check_writable(path: Path, what: str = "--out", is_dir: bool = False) -> None:
+    """Create ``path`` (``is_dir``) or its folder and probe it with a temp file, so a bad ``--out``
+    fails before any work."""
+    import tempfile
+
+    folder = path if is_dir else path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".lfs-gui-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot write there ({exc.strerror or exc}); choose another {what}") from None
+
+
+def progress_bar(gen: Generator[Any, None, Any], desc: str = "", disable: bool = False,
+                 on_item: Callable[[Any, Any], None] | None = None) -> Any:
+    """Drive ``gen`` (yielding ``Progress``) with a tqdm bar on stderr; returns its return value.
+
+    A new bar starts whenever the phase (the message's first word) changes. ``on_item(item, bar)``
+    sees every item (e.g. to write an epoch's losses with ``bar.write``).
+    """
+    from tqdm import tqdm
+
+    bar = None
+    phase = None
+    try:
+        while True:
+            item = next(gen)
+            total = getattr(item, "total", None)
+            msg = str(getattr(item, "message", "") or desc)
+            key = (msg.split(" ")[0] if msg else desc, total)
+            if bar is None or key != phase:
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(total=total, desc=(msg.split(" ")[0] if msg else desc)[:24], file=sys.stderr,
+                           disable=disable, leave=False, dynamic_ncols=True)
+                phase = key
+            if total is not None:
+                done = int(getattr(item, "done", 0))
+                if done >= bar.n:
+                    bar.update(done - bar.n)
+                else:
+                    bar.n = done
+                    bar.refresh()
+            if on_item is not None:
+                on_item(item, bar)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        if bar is not None:
+            bar.close()
+        gen.close()
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as JSON on stdout (numpy values, paths and NaN made JSON-safe)."""
+    from lfs_gui.figures.curves import jsonable
+
+    print(json.dumps(jsonable(obj), indent=1, ensure_ascii=False))
+
+
+def load_model_arg(model: str | None, trust_checkpoint: bool) -> tuple[Any, dict]:
+    """The ``--model`` file (or the demo model) and the ``model_info`` the sidecar should record."""
+    from lfs_gui.models.loader import load_demo_model, load_model
+
+    if model is None:
+        return load_demo_model(), {"demo": True}
+    path = Path(model).expanduser().resolve()
+    return load_model(path, trust_checkpoint=trust_checkpoint), {"source": str(path)}
+
+
+# -- the command ------------------------------------------------------------------------------------

@@ -1,0 +1,148 @@
+"""``lfs-gui explain INDEX --query ID|PATH --target ID --out FIG``: explain one pair, write its figure.
+
+The figure (PNG/SVG/PDF by suffix) is :func:`lfs_gui.figures.save_pair_figure`, the same one the
+app exports. ``--curve`` adds the pixel-flipping curve (and the ``random`` floor's, with
+``--random-curve``); ``--curve-data FILE.csv|json`` also saves the curve's points and settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli.cmd_query import open_session, parse_query
+
+NAME = "explain"
+HELP = "explain a (query, target) pair with ExplainLFS or a baseline and write the figure"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("index", metavar="INDEX", help="index folder (from `lfs-gui index`), or 'demo'")
+    parser.add_argument("--query", required=True, metavar="ID|PATH", help="gallery id or an external image path")
+    parser.add_argument("--target", required=True, type=int, metavar="ID", help="gallery id of the target image")
+    parser.add_argument("--method", default="explainlfs", help="explanation method (default explainlfs)")
+    parser.add_argument("--decoder", default=None, metavar="D", help="decoder file (default: the index's own)")
+    parser.add_argument("--p", type=float, default=0.3, help="ExplainLFS perturbation size p (default 0.3)")
+    parser.add_argument("--xi1", type=float, default=None,
+                        help="similar/dissimilar threshold on cosine (default: suggested for this gallery)")
+    parser.add_argument("--xi2", type=float, default=0.7, help="mask threshold on the heat map (default 0.7)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of seeded methods and of the curve's noise (0)")
+    parser.add_argument("--curve", action="store_true", help="add the pixel-flipping curve (loads the model)")
+    parser.add_argument("--random-curve", action="store_true", help="with --curve: also the random map's curve")
+    parser.add_argument("--steps", type=int, default=20, help="curve steps (default 20)")
+    parser.add_argument("--perturbation", default="noise", help="curve perturbation (default noise)")
+    parser.add_argument("--curve-data", metavar="FILE", default=None, help="with --curve: save its data (.csv/.json)")
+    parser.add_argument("--out", required=True, metavar="FIG", help="figure file: .png, .svg or .pdf")
+    parser.add_argument("--dpi", type=int, default=200, help="PNG resolution (default 200)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a model checkpoint that needs full unpickling (runs code from the file)")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded(NAME, _run, args)
+
+
+def heat_stats(heat: Any) -> dict | None:
+    """min/max/mean and the argmax position of a heat map (model-input frame)."""
+    import numpy as np
+
+    if heat is None:
+        return None
+    h = np.asarray(heat, np.float64)
+    return {"shape": list(h.shape), "min": float(h.min()), "max": float(h.max()), "mean": float(h.mean()),
+            "argmax": [int(v) for v in np.unravel_index(int(np.argmax(h)), h.shape)]}
+
+
+def _check_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    from lfs_gui.figures import check_figure_suffix
+    from lfs_gui.figures.curves import DATA_SUFFIXES
+
+    out = Path(args.out).expanduser().resolve()
+    check_figure_suffix(out)
+    data = None
+    if args.curve_data is not None:
+        if not args.curve:
+            raise ValueError("--curve-data needs --curve")
+        data = Path(args.curve_data).expanduser().resolve()
+        if data.suffix.lower() not in DATA_SUFFIXES:
+            raise ValueError(f"{data}: unsupported curve data format; use one of {', '.join(DATA_SUFFIXES)}")
+    if args.random_curve and not args.curve:
+        raise ValueError("--random-curve needs --curve")
+    if args.steps < 1 or args.dpi < 10:
+        raise ValueError("--steps must be at least 1 and --dpi at least 10")
+    if not 0.0 <= args.xi2 <= 1.0:
+        raise ValueError(f"--xi2 must be in [0, 1] (heat maps are normalised), got {args.xi2}")
+    for p in (out, data):
+        if p is not None:
+            check_writable(p)
+    return out, data
+
+
+def _run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lfs_gui.figures import save_curve_data, save_pair_figure
+
+    out, data_path = _check_args(args)
+    query = parse_query(args.query)
+    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
+    settings: dict[str, Any] = {"p": args.p, "seed": args.seed}
+    t0 = time.perf_counter()
+    ex = session.explain(query, args.target, args.method, xi1=args.xi1, xi2=args.xi2, **settings)
+    t_explain = time.perf_counter() - t0
+    curve = rnd = None
+    interrupted = False
+    if args.curve:
+        try:
+            curve = progress_bar(session.iter_curve(query, args.target, ex, steps=args.steps,
+                                                    perturbation=args.perturbation, seed=args.seed), desc="curve")
+            if args.random_curve:
+                rnd = progress_bar(session.iter_random_curve(query, args.target, steps=args.steps,
+                                                             perturbation=args.perturbation, seed=args.seed,
+                                                             xi1=ex.settings.get("xi1")), desc="random curve")
+        except KeyboardInterrupt:
+            interrupted = True  # keep what is done: the figure without the unfinished curve(s)
+            print("lfs-gui explain: interrupted during the curve; writing the figure without it", file=sys.stderr)
+    save_pair_figure(out, session, query, args.target, ex, curve=curve, random_curve=rnd, dpi=args.dpi)
+    if curve is not None and data_path is not None:
+        save_curve_data(data_path, curve, {"method": ex.method, **ex.settings, "query": str(query), "target": args.target})
+    summary = {
+        "query": query if isinstance(query, int) else str(query),
+        "target": args.target,
+        "method": ex.method,
+        "similarity": ex.similarity,
+        "similar": ex.similar,
+        "decision": "similar" if ex.similar else "dissimilar",
+        "settings": ex.settings,
+        "heat1": heat_stats(ex.heat1),
+        "heat2": heat_stats(ex.heat2),
+        "mask_fraction": [None if m is None else float(np.mean(m)) for m in (ex.mask1, ex.mask2)],
+        "output": str(out),
+        "seconds": round(t_explain, 3),
+    }
+    if curve is not None:
+        summary["curve"] = {"auc": curve.auc, "direction": curve.direction, "steps": int(len(curve.steps) - 1),
+                            "perturbation": curve.settings.get("perturbation"), "seed": curve.settings.get("seed")}
+        summary["auc"] = curve.auc
+        if rnd is not None:
+            summary["random_auc"] = rnd.auc
+        if data_path is not None:
+            summary["curve_data"] = str(data_path)
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"similarity {ex.similarity:.4f} → {summary['decision']} (ξ1 = {ex.settings.get('xi1')}); "
+              f"method {ex.method}; mask fractions "
+              + ", ".join("-" if m is None else f"{100 * m:.1f}%" for m in summary["mask_fraction"]))
+        if curve is not None:
+            print(f"pixel-flipping AUC {curve.auc:.4f} ({curve.direction})"
+                  + (f"; random {rnd.auc:.4f}" if rnd is not None else ""))
+        print(f"figure: {out}")
+        if "curve_data" in summary:
+            print(f"curve data: {summary['curve_data']}")
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK

@@ -1,0 +1,83 @@
+"""``lfs-gui index GALLERY``: embed a gallery, build the index (+ sidecar, + decoder) and report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from lfs_gui.cli._common import (
+    EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, load_model_arg, progress_bar,
+)
+
+NAME = "index"
+HELP = "embed a gallery folder and build a searchable index (+ decoder) from it"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("gallery", metavar="GALLERY", help="gallery folder (class sub-folders, CUB, Cars, or flat)")
+    parser.add_argument("--model", metavar="M", default=None, help="embedding model file (default: the demo model)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a checkpoint that needs full unpickling (runs code from the file)")
+    parser.add_argument("--split", choices=("train", "test", "all", "official-train", "official-test"), default=None,
+                        help="which part of the gallery (default: test for CUB/Cars, all otherwise)")
+    parser.add_argument("--kind", choices=("auto", "flat", "hnsw"), default="auto", help="index kind (default auto)")
+    parser.add_argument("--out", metavar="DIR", default=None, help="index folder (default: indexes/<gallery name>)")
+    parser.add_argument("--no-decoder", action="store_true", help="do not train a decoder (ExplainLFS needs one)")
+    parser.add_argument("--decoder-kind", choices=("dense", "conv"), default="dense", help="decoder architecture")
+    parser.add_argument("--decoder-epochs", type=int, default=60, metavar="N", help="decoder training epochs (60)")
+    parser.add_argument("--workers", type=int, default=0, metavar="N", help="image decoding worker processes (0)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    parser.add_argument("--json", action="store_true", help="print the build report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded(NAME, _run, args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lfs_gui.build import iter_build_index
+    from lfs_gui.data.galleries import open_gallery
+
+    if args.decoder_epochs < 1:
+        raise ValueError(f"--decoder-epochs must be at least 1, got {args.decoder_epochs}")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    gallery = open_gallery(args.gallery, split=args.split)
+    out = Path(args.out) if args.out else Path("indexes") / gallery.name
+    out = out.expanduser().resolve()
+    check_writable(out, is_dir=True)
+    model, info = load_model_arg(args.model, args.trust_checkpoint)
+    t0 = time.perf_counter()
+    gen = iter_build_index(gallery, model, out, kind=args.kind, train_decoder=not args.no_decoder,
+                           decoder_kind=args.decoder_kind, decoder_epochs=args.decoder_epochs,
+                           num_workers=args.workers, use_cache=not args.no_cache, model_info=info)
+    try:
+        report = progress_bar(gen, desc="embedding")
+    except KeyboardInterrupt:
+        print(f"lfs-gui index: interrupted after {time.perf_counter() - t0:.1f} s; no index was written to {out} "
+              "(the sidecar is written last); embeddings computed so far are not kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    rep = report.to_dict()
+    rep.update(gallery=str(gallery.root), gallery_kind=gallery.kind, split=gallery.split, model=model.name,
+               dim=model.dim, gallery_skipped=list(gallery.skipped))
+    if args.json:
+        emit_json(rep)
+        return EXIT_OK
+    print(f"index: {report.folder}")
+    print(f"gallery: {gallery.root} ({gallery.kind}, split {gallery.split}), model {model.name} ({model.dim}-d)")
+    print(f"images: {report.count} indexed, {len(report.skipped)} skipped (undecodable)"
+          + (f", {len(gallery.skipped)} not in the gallery (missing or outside class folders)" if gallery.skipped else ""))
+    for p, reason in report.skipped:
+        print(f"  skipped {p}: {reason}")
+    for rel in gallery.skipped[:20]:
+        print(f"  not indexed {rel}")
+    print(f"index kind: {report.index_kind}; time {report.seconds:.1f} s")
+    if report.recall:
+        print("Recall@K (leave-one-out): " + ", ".join(f"R@{k} {100 * v:.1f}%" for k, v in sorted(report.recall.items()))
+              + (f"; mAP@R {100 * report.map_at_r:.1f}%" if report.map_at_r is not None else ""))
+    if report.decoder:
+        print(f"decoder: {report.decoder['file']} ({args.decoder_kind}, {report.decoder.get('epochs')} epochs, "
+              f"validation MSE {report.decoder.get('val_mse', float('nan')):.4f})")
+    return EXIT_OK

@@ -1,0 +1,119 @@
+"""``lfs-gui train-decoder INDEX --out FILE.pt``: train an ExplainLFS decoder on an index's gallery.
+
+Inputs are the index's saved embeddings; targets are the model's view of each gallery image
+(``Preprocessing.resize_crop`` at S×S, :func:`lfs_gui.models.train_decoder.decoder_targets`), so the
+model itself is not loaded. Images that no longer decode are left out and reported. The validation
+MSE is printed per epoch; the weights of the best epoch are kept. Ctrl-C saves the decoder as
+trained so far (marked ``interrupted`` in its meta) and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli.cmd_query import open_session
+
+NAME = "train-decoder"
+HELP = "train an ExplainLFS decoder (embedding -> image) on an index's gallery"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("index", metavar="INDEX", help="index folder (from `lfs-gui index`), or 'demo'")
+    parser.add_argument("--out", required=True, metavar="FILE", help="decoder file to write (e.g. models/NAME.pt)")
+    parser.add_argument("--kind", choices=("dense", "conv"), default="dense",
+                        help="dense (the paper's single layer, 40 px) or conv (64 px)")
+    parser.add_argument("--size", type=int, default=None, help="output side S (default 40 dense, 64 conv)")
+    parser.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
+    parser.add_argument("--optimizer", choices=("adamax", "adam"), default="adamax", help="adamax (the paper) or adam")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out share for the validation MSE (0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the initialisation (0)")
+    parser.add_argument("--json", action="store_true", help="print the training report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded(NAME, _run, args)
+
+
+def _targets(session: Any, size: int) -> tuple[Any, Any, list[tuple[str, str]]]:
+    """(embeddings, targets) of the images that decode, and (path, reason) of those that do not."""
+    import numpy as np
+
+    from lfs_gui.models.train_decoder import decoder_targets
+    from lfs_gui.session import SessionError, open_image
+
+    rows, targets, skipped = [], [], []
+    for i, item in enumerate(session.gallery.items):
+        try:
+            img = open_image(item.path)
+        except SessionError as exc:
+            skipped.append((str(item.path), str(exc)))
+            continue
+        targets.append(decoder_targets([img], session.preprocessing, size)[0])
+        rows.append(i)
+    emb = np.ascontiguousarray(session.embeddings[rows], dtype=np.float32)
+    return emb, (np.stack(targets) if targets else np.zeros((0, 3, size, size), np.float32)), skipped
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lfs_gui.models.decoder import make_decoder, save_decoder
+    from lfs_gui.models.train_decoder import iter_train_decoder
+
+    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
+        raise ValueError("--epochs and --batch-size must be at least 1 and --lr positive")
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    out = Path(args.out).expanduser().resolve()
+    check_writable(out)
+    session = open_session(args.index, decoder=False)  # the index's own decoder may be the broken one
+    size = args.size or (40 if args.kind == "dense" else 64)
+    decoder = make_decoder(args.kind, session.dim, size=size)
+    emb, targets, skipped = _targets(session, size)
+    for p, why in skipped:
+        print(f"lfs-gui train-decoder: skipped {p}: {why}", file=sys.stderr)
+    if len(emb) < 2:
+        raise ValueError(f"{session.gallery.root}: only {len(emb)} gallery images could be read; "
+                         "a decoder needs at least 2 (did the gallery folder move?)")
+    history: list[Any] = []
+
+    def on_epoch(rep: Any, bar: Any) -> None:
+        history.append(rep)
+        bar.write(f"epoch {rep.done}/{rep.total}: train MSE {rep.train_mse:.5f}, validation MSE {rep.val_mse:.5f}",
+                  file=sys.stderr)
+
+    gen = iter_train_decoder(emb, targets, kind=args.kind, size=size, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.lr, optimizer=args.optimizer, val_fraction=args.val_fraction, seed=args.seed,
+                             decoder=decoder, keep_best=True)
+    base_meta = {"model_identity": session.index.meta.model_identity, "gallery": str(session.gallery.root),
+                 "index": str(args.index), "lr": args.lr, "optimizer": args.optimizer, "seed": args.seed,
+                 "n_skipped": len(skipped)}
+    try:
+        result = progress_bar(gen, desc="training", on_item=on_epoch)
+    except KeyboardInterrupt:
+        last = history[-1] if history else None
+        meta = {**base_meta, "interrupted": True, "epochs": len(history),
+                "train_mse": getattr(last, "train_mse", None), "val_mse": getattr(last, "val_mse", None)}
+        save_decoder(out, decoder, meta)
+        print(f"lfs-gui train-decoder: interrupted after {len(history)} epochs; the decoder trained so far "
+              f"was saved to {out} (meta: interrupted)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    meta = {**result.meta(), **base_meta}
+    save_decoder(out, result.decoder, meta)
+    report = {"decoder": str(out), "kind": args.kind, "size": size, "dim": session.dim,
+              "skipped": [{"path": p, "reason": r} for p, r in skipped],
+              "history": [{"epoch": r.done, "train_mse": r.train_mse, "val_mse": r.val_mse} for r in result.history],
+              **meta}
+    if args.json:
+        emit_json(report)
+        return EXIT_OK
+    print(f"decoder: {out} ({args.kind}, {session.dim}-d -> {size} px), {meta['n_train']} training / "
+          f"{meta['n_val']} validation images, {len(skipped)} skipped")
+    print(f"best epoch {meta['best_epoch'] or meta['epochs']}: validation MSE {meta['val_mse']:.5f} "
+          f"(train {meta['train_mse']:.5f}); {meta['seconds']:.1f} s")
+    print(f"use it with: lfs-gui explain {args.index} --decoder {out} ...")
+    return EXIT_OK
