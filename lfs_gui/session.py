@@ -307,7 +307,8 @@ class Session:
         """Pixel-flipping curve of ``explanation`` (generator of ``CurvePoint``; returns ``Curve``)."""
         from lfs_gui.metrics.selectivity import Selectivity
 
-        sel = Selectivity(steps=steps, perturbation=perturbation, seed=seed, heat_size=max(explanation.heat2.shape), **kw)
+        # Every map is resampled to the paper's 40×40 grid of 5×5 superpixels, whatever its resolution.
+        sel = Selectivity(steps=steps, perturbation=perturbation, seed=seed, **kw)
         x1, x2 = self.input_tensor(query), self.input_tensor(target)
         curve = yield from sel.iter_curve(self.model, x1, x2, explanation.heat1, explanation.heat2, explanation.similar)
         curve.settings.update({"method": explanation.method, "explanation": explanation.settings, "query": _qname(query), "target": int(target)})

@@ -1,0 +1,198 @@
+"""The explainer interface: what a pair explainer may use, what it returns, how it is called.
+
+Follows the captum / pytorch-grad-cam convention: one small class per method, settings in
+``__init__``, one verb (:meth:`Explainer.explain`) returning a result. Every method — decoder-side
+(ExplainLFS and its variants, EMSNN) or model-side (gradients, decomposition, masking) — takes the
+same :class:`PairInput` and returns a :class:`HeatPair`, so the GUI, the metrics and
+``lfs-gui evaluate`` treat them alike. Long methods also offer :meth:`Explainer.iter_explain`, a
+generator in the project's job pattern (``lfs_gui.jobs``): it yields :class:`~lfs_gui.jobs.Progress`
+and returns the :class:`HeatPair`; every yield is a cancel point.
+
+Conventions
+-----------
+* Image 1 is the *query/reference*, image 2 the *test* (the retrieved image); the pair is *similar*
+  when ``similarity > xi1`` (ExplainLFS Eq. 3; Bello et al. 2024).
+* Heat maps are (h, w) float32 in [0, 1], higher = more relevant, in the model-input frame; each
+  result states its ``resolution``. :mod:`lfs_gui.explain.resample` brings any map to S×S.
+* ``cost`` counts rows (images or embeddings), not batches: ``model_forwards`` images pushed
+  forward through the model (or its head), ``model_backwards`` images back-propagated,
+  ``decoder_calls`` embeddings decoded (a Jacobian–vector product counts as one).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from lfs_gui.jobs import Progress, run_generator
+from lfs_gui.models.base import EmbeddingModel, cosine
+
+log = logging.getLogger(__name__)
+
+NEEDS = ("decoder", "model", "features", "linear_head", "gallery")
+"""Requirement tokens: a trained decoder; model input tensors + a callable model; a conv feature
+split (``forward_features``/``forward_head``); an affine head after global average pooling
+(``linear_head()``); gallery embeddings with labels (class prototypes)."""
+
+
+class ExplainerUnavailable(ValueError):
+    """A method's needs are not met (no decoder, no feature split, no gallery labels ...)."""
+
+
+@dataclass(frozen=True)
+class PairInput:
+    """Everything an explainer may use for one pair. Explainers never modify it.
+
+    ``x1``/``x2``: model-input tensors (1, 3, H, W), normalised; ``h1``/``h2``: L2-normalised
+    embeddings (N,) float32; ``similarity``: the model's cosine of the pair; ``xi1``: the
+    similar/dissimilar threshold. Optional context for prototype methods (EMSNN): ``gallery``
+    (M, N) embeddings, ``gallery_labels`` (M,), and the labels ``label1``/``label2`` of the images
+    (``None`` when unknown, e.g. an external query).
+    """
+
+    h1: np.ndarray
+    h2: np.ndarray
+    similarity: float
+    xi1: float = 0.3
+    x1: torch.Tensor | None = None
+    x2: torch.Tensor | None = None
+    gallery: np.ndarray | None = None
+    gallery_labels: np.ndarray | None = None
+    label1: Any = None
+    label2: Any = None
+
+    @property
+    def similar(self) -> bool:
+        return bool(self.similarity > self.xi1)
+
+    @classmethod
+    def from_tensors(
+        cls, model: EmbeddingModel, x1: torch.Tensor, x2: torch.Tensor, xi1: float = 0.3, **context: Any
+    ) -> PairInput:
+        """Embed ``x1``, ``x2`` (each (1, 3, H, W) or (3, H, W)) with ``model`` and build the input."""
+        x1 = x1 if x1.dim() == 4 else x1.unsqueeze(0)
+        x2 = x2 if x2.dim() == 4 else x2.unsqueeze(0)
+        with torch.inference_mode():
+            h = model.embed_tensor(torch.cat([x1, x2])).float().cpu().numpy()
+        h1, h2 = np.ascontiguousarray(h[0]), np.ascontiguousarray(h[1])
+        return cls(h1=h1, h2=h2, similarity=cosine(h1, h2), xi1=xi1, x1=x1, x2=x2, **context)
+
+    def require_tensors(self, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.x1 is None or self.x2 is None:
+            raise ExplainerUnavailable(f"{method} needs the model-input tensors x1, x2 of the pair")
+        return self.x1, self.x2
+
+
+@dataclass(frozen=True)
+class HeatPair:
+    """Result of one explanation: a map per image plus what it cost.
+
+    ``heat1``/``heat2`` are (h, w) float32 in [0, 1] at ``resolution`` = (h, w); ``extras`` holds
+    method-specific material (e.g. the :class:`~lfs_gui.explain.explainlfs.PairExplanation` with
+    masks and reconstructions under ``"explanation"``, signed contributions for sim-decomp).
+    """
+
+    method: str
+    heat1: np.ndarray
+    heat2: np.ndarray
+    similarity: float
+    similar: bool
+    cost: dict[str, int] = field(default_factory=lambda: {"model_forwards": 0, "model_backwards": 0, "decoder_calls": 0})
+    settings: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return int(self.heat2.shape[0]), int(self.heat2.shape[1])
+
+    def resized(self, size: int | tuple[int, int], mode: str = "auto") -> HeatPair:
+        """The same result with both maps resampled to ``size`` (see :func:`resample.resize_map`)."""
+        from lfs_gui.explain.resample import resize_map
+
+        return replace(self, heat1=resize_map(self.heat1, size, mode), heat2=resize_map(self.heat2, size, mode))
+
+
+def make_cost(model_forwards: int = 0, model_backwards: int = 0, decoder_calls: int = 0) -> dict[str, int]:
+    return {"model_forwards": int(model_forwards), "model_backwards": int(model_backwards), "decoder_calls": int(decoder_calls)}
+
+
+def unit_map(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Min–max normalise to [0, 1] float32 (constant map → zeros), NaN-safe; as ExplainLFS Eq. 4 does."""
+    arr = a.detach().cpu().double().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, np.float64)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi - lo <= 0.0:
+        return np.zeros(arr.shape, np.float32)
+    return ((arr - lo) / (hi - lo)).astype(np.float32)
+
+
+def pair_seed(seed: int, *arrays: np.ndarray) -> np.random.SeedSequence:
+    """A seed sequence from ``seed`` and the bytes of the pair, so a seeded method is a pure function of its input."""
+    import zlib
+
+    words = [int(seed) & 0xFFFFFFFF]
+    for a in arrays:
+        words.append(zlib.crc32(np.ascontiguousarray(a, np.float32).tobytes()))
+    return np.random.SeedSequence(words)
+
+
+class Explainer(ABC):
+    """Base class of all pair explainers.
+
+    Subclasses set ``name`` and ``needs`` (a subset of :data:`NEEDS`), take their settings as
+    keyword arguments in ``__init__`` (stored by :meth:`_store`), and implement :meth:`explain` or,
+    for long methods, :meth:`iter_explain`. ``model``/``decoder`` are attached by
+    :func:`lfs_gui.explain.registry.make_explainer`, which checks ``needs`` first.
+    """
+
+    name: ClassVar[str] = "base"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    summary: ClassVar[str] = ""
+
+    def __init__(self, model: EmbeddingModel | None = None, decoder: Any = None) -> None:
+        self.model = model
+        self.decoder = decoder
+        self._settings: dict[str, Any] = {}
+
+    def _store(self, **settings: Any) -> None:
+        self._settings.update(settings)
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-able settings, with the method name, enough to rebuild the explainer."""
+        return {"method": self.name, **self._settings}
+
+    def explain(self, pair: PairInput) -> HeatPair:
+        """Explain ``pair``; default drives :meth:`iter_explain` to completion."""
+        return run_generator(self.iter_explain(pair))
+
+    def iter_explain(self, pair: PairInput) -> Generator[Progress, None, HeatPair]:
+        """Generator form: yields progress, returns the :class:`HeatPair`. Default: one step."""
+        result = self._explain(pair)
+        yield Progress(1, 1, self.name)
+        return result
+
+    @abstractmethod
+    def _explain(self, pair: PairInput) -> HeatPair:
+        """The method itself (subclasses that override :meth:`iter_explain` may raise here)."""
+
+    def _result(self, pair: PairInput, heat1: np.ndarray, heat2: np.ndarray, cost: dict[str, int], **extras: Any) -> HeatPair:
+        return HeatPair(
+            method=self.name,
+            heat1=np.asarray(heat1, np.float32),
+            heat2=np.asarray(heat2, np.float32),
+            similarity=float(pair.similarity),
+            similar=pair.similar,
+            cost=cost,
+            settings=self.settings(),
+            extras=extras,
+        )
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
+        return f"{type(self).__name__}({args})"
