@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import photo_like, write_torchscript  # noqa: E402
-from test_galleries import make_cars_stanford, make_cub_official  # noqa: E402
+from test_galleries import make_cars_stanford, make_cub_official, make_dml  # noqa: E402
 
 from lfs_gui.cli import main  # noqa: E402
 
@@ -319,3 +319,28 @@ def test_demo_check_on_the_shipped_demo() -> None:
     np.fill_diagonal(sims, -np.inf)
     assert s["recall_loo_all"]["1"] == pytest.approx(float(np.mean(labels[np.argmax(sims, axis=1)] == labels)))
     assert s["decoder"]["val_mse"] is not None and s["reembed"]["min_cosine"] > 0.999
+
+
+@pytest.mark.parametrize("layout,classes", [
+    ("cub200", ["001.Black_footed_Albatross", "002.Laysan_Albatross", "010.Red_winged_Blackbird", "011.Rusty_Blackbird"]),
+    ("cars196", ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "BMW M3 Coupe 2012", "Volvo XC90 SUV 2007"]),
+])
+def test_dml_layouts_end_to_end(env, tmp_path: Path, layout: str, classes: list[str]) -> None:
+    """DML-Baselines layouts: index (test half by default) -> query vs brute force -> explain."""
+    root = make_dml(tmp_path / layout, classes, per_class=3)
+    (root / "images" / classes[2] / "._img_0.jpg").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    rc, out, err = run_cli("index", tmp_path / layout, "--model", env["model"], "--decoder-epochs", 2,
+                           "--out", tmp_path / "idx", "--json")
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert rep["gallery_kind"] == ("cub-dml" if layout == "cub200" else "cars-dml")
+    assert rep["count"] == 6 and rep["skipped"] == []  # the test half: classes 3-4; '._*' never listed
+    emb = np.load(tmp_path / "idx" / "embeddings.npy")
+    rc, out, err = run_cli("query", tmp_path / "idx", "--id", 2, "--k", 3, "--json")
+    assert rc == 0, err
+    res = json.loads(out)
+    top, bottom = brute_force(emb, emb[2], 3, 2)
+    assert [h["id"] for h in res["similar"]] == top and [h["id"] for h in res["dissimilar"]] == bottom
+    rc, out, err = run_cli("explain", tmp_path / "idx", "--query", 2, "--target", top[0], "--out", tmp_path / "f.png", "--json")
+    assert rc == 0, err
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
