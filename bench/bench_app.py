@@ -6,7 +6,10 @@ Measures, on the GUI thread's clock:
 * click on a retrieval -> heat map painted on screen;
 * re-render rate while "dragging" the p and ξ2 sliders (explain + redraw per value);
 * time to the first curve point and to the full curve (method, then random's reference);
-* the longest GUI-thread stall while a curve runs (a 5 ms QTimer probe).
+* the longest GUI-thread stall while a curve runs (a 5 ms QTimer probe), and while a curve and an
+  index build (File ▸ Index a gallery, on a synthetic folder) run together;
+* resident memory with a 100k-image gallery (synthetic: hard links to one small JPEG, random
+  128-d embeddings in a flat index), after scrolling its thumbnail grid.
 
 Usage: ``QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_app.py [--json out.json]``
 (or under ``xvfb-run -a``). Floors (DESIGN.md): one demo-model forward ~50 ms, so a 20-step curve
@@ -25,6 +28,7 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("LFS_GUI_SETTINGS", os.path.join(tempfile.mkdtemp(prefix="lfs-gui-bench-"), "s.ini"))
@@ -84,6 +88,79 @@ def wait_until(app: QApplication, cond, timeout: float = 120.0) -> float:
             raise TimeoutError("benchmark condition not met")
         time.sleep(0.001)
     return time.perf_counter()
+
+
+def make_synthetic_folder(root: str, n_classes: int, per_class: int) -> str:
+    """Small class-folder gallery of generated images (for the index-build job)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(n_classes):
+        os.makedirs(os.path.join(root, f"class{c}"), exist_ok=True)
+        for i in range(per_class):
+            arr = (rng.random((96, 128, 3)) * 60 + 40 * c).astype(np.uint8)
+            Image.fromarray(arr).save(os.path.join(root, f"class{c}", f"{i}.jpg"))
+    return root
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_100k(app: QApplication, n: int = 100_000, dim: int = 128) -> dict[str, float]:
+    """Open a window on a synthetic 100k-image session and report resident memory."""
+    import numpy as np
+    from PIL import Image
+
+    from lfs_gui.app.main_window import MainWindow
+    from lfs_gui.data.galleries import Gallery, GalleryItem
+    from lfs_gui.index.faiss_index import EmbeddingIndex
+    from lfs_gui.models.base import Preprocessing
+    from lfs_gui.session import Session
+
+    out: dict[str, float] = {"rss_before_100k_mb": rss_mb()}
+    with tempfile.TemporaryDirectory(prefix="lfs-gui-bench-100k-") as tmp:
+        src = os.path.join(tmp, "src.jpg")
+        Image.new("RGB", (120, 90), (120, 160, 200)).save(src)
+        items = []
+        for i in range(n):
+            cls = i % 100
+            d = os.path.join(tmp, f"c{cls:03d}")
+            if i < 100:
+                os.makedirs(d)
+            path = os.path.join(d, f"{i}.jpg")
+            os.link(src, path)
+            items.append(GalleryItem(Path(path), f"c{cls:03d}/{i}.jpg", cls, f"c{cls:03d}"))
+        gallery = Gallery("synthetic-100k", Path(tmp), items, [f"c{c:03d}" for c in range(100)], "folder", "all")
+        x = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        t0 = time.perf_counter()
+        session = Session("synthetic-100k", gallery, EmbeddingIndex(x), Preprocessing(), model_loader=lambda: None)
+        win = MainWindow()
+        win.controller.auto_open_top = False
+        win.resize(1400, 900)
+        win.show()
+        win.set_session(session)
+        win.select_query(0)
+        wait_until(app, lambda: win.state.retrievals is not None)
+        out["open_100k_session_s"] = time.perf_counter() - t0
+        view = win.gallery.view
+        for frac in (0.25, 0.5, 0.75, 1.0):
+            view.scrollTo(win.gallery.model.index(int(frac * (n - 1))))
+            t1 = time.perf_counter()
+            while time.perf_counter() - t1 < 0.5:
+                app.processEvents()
+        t2 = time.perf_counter()
+        session.retrieve(12345, k=8)
+        out["retrieve_100k_ms"] = 1000 * (time.perf_counter() - t2)
+        out["rss_with_100k_gallery_mb"] = rss_mb()
+        win.close()
+    return out
 
 
 def main() -> int:
@@ -181,7 +258,28 @@ def main() -> int:
     floor = (steps + 1) * FORWARD_FLOOR_S
     res["curve_method_full_vs_floor"] = res["curve_method_full_s"] / floor
 
+    # a curve and an index build at the same time
+    with tempfile.TemporaryDirectory(prefix="lfs-gui-bench-build-") as tmp:
+        gal = make_synthetic_folder(os.path.join(tmp, "gallery"), n_classes=4, per_class=15)
+        built: list[float] = []
+        win.build_channel.done.connect(lambda _r: built.append(time.perf_counter()))
+        win.build_channel.failed.connect(lambda exc, _tb: built.append(time.perf_counter()))
+        win.sessionReady.disconnect()
+        done.clear()
+        ctl._random_cache.clear()
+        stall = StallProbe()
+        stall.start()
+        t0 = time.perf_counter()
+        win.build_index(gal, os.path.join(tmp, "index"))
+        QTest.mouseClick(win.retrievals.similar.tiles[7], Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+        wait_until(app, lambda: done and built, timeout=600)
+        stall.stop()
+        res["index_build_60_images_s"] = built[0] - t0
+        res["gui_longest_stall_curve_plus_index_build_ms"] = 1000 * (max(stall.gaps) - stall.interval)
+        win.shutdown()
     win.close()
+
+    res.update(memory_100k(app))
     width = max(len(k) for k in res)
     for k, v in res.items():
         print(f"{k:<{width}}  {v:9.3f}")

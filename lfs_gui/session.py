@@ -351,6 +351,9 @@ def open_image(path: str | Path):
     """Decode an image to RGB or raise :class:`SessionError` naming the file."""
     from lfs_gui.data.embed import load_rgb
 
+    p = Path(path)
+    if p.is_file() and p.stat().st_size == 0:
+        raise SessionError(f"{path}: the file is empty (0 bytes); re-copy or re-download it")
     try:
         return load_rgb(path)
     except FileNotFoundError:

@@ -169,3 +169,32 @@ def test_cache_hit_miss_stale_corrupt(model, gallery, tmp_path, caplog):
     assert sorted(os.listdir(folder)) == before
     with pytest.raises(ValueError, match="image folder"):
         embed_paths(model, paths, cache_dir=folder)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width``×``height`` (a decompression bomb's signature), no pixels."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def test_edge_sized_and_empty_files(model, tmp_path):
+    """A 1×1 image and a large photo embed; a zero-byte file and a decompression bomb are skipped
+    with a reason naming them; nothing is written next to the images."""
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(d / "one.png")
+    photo_like(3, (4000, 3000)).save(d / "large.jpg", quality=80)
+    (d / "zero.jpg").write_bytes(b"")
+    (d / "bomb.png").write_bytes(_png_claiming(40000, 40000))
+    paths = [d / "one.png", d / "large.jpg", d / "zero.jpg", d / "bomb.png"]
+    before = sorted(p.name for p in d.iterdir())
+    res = embed_paths(model, paths, batch_size=2)
+    assert res.ok.tolist() == [True, True, False, False]
+    assert res.embeddings.shape == (2, 8) and np.isfinite(res.embeddings).all()
+    reasons = dict((p.name, r) for p, r in res.failures)
+    assert set(reasons) == {"zero.jpg", "bomb.png"} and all(reasons.values())
+    assert sorted(p.name for p in d.iterdir()) == before
