@@ -323,3 +323,38 @@ def test_index_a_gallery_then_train_and_use_a_decoder(qtbot, window, tmp_path):
         window.train_decoder(tmp_path / "dec.pt", epochs=2)
     assert window.state.session.decoder_path == tmp_path / "dec.pt"
     assert window.state.session.decoder.meta["epochs"] == 2
+
+
+def test_curve_controls_and_panel_focus_keys(qtbot, window):
+    """Steps / perturbation / seed write into the state; Ctrl+→ walks the panels."""
+    cc = window.curveControls
+    cc.steps.setValue(7)
+    cc.perturbation.setCurrentIndex(cc.perturbation.findData("fill"))
+    cc.seed.setValue(3)
+    s = window.state.curve
+    assert (s.steps, s.perturbation, s.seed) == (7, "fill", 3)
+    window.state.update_curve(steps=20, perturbation="noise", seed=0)  # state -> widgets
+    assert (cc.steps.value(), cc.perturbation.currentData(), cc.seed.value()) == (20, "noise", 0)
+
+    window.activateWindow()
+    window.gallery.view.setFocus()
+    panels = window.panels()
+    seen = [window.focus_panel(1) for _ in range(len(panels))]
+    assert seen == panels[1:] + panels[:1]
+    assert window.focus_panel(-1) is panels[-1]
+
+
+def test_drop_an_image_file_makes_it_the_query(qtbot, window, tmp_path):
+    from PIL import Image
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    path = tmp_path / "dropped.png"
+    Image.new("RGB", (90, 70), (20, 160, 40)).save(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    target = window.query
+    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.state.queryChanged, timeout=60000):
+        target.dropEvent(event)
+    assert window.state.query.external and window.state.query.path == path

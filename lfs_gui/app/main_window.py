@@ -24,6 +24,7 @@ from lfs_gui.app import settings as app_settings
 from lfs_gui.app.controller import Controller, call_in_generator
 from lfs_gui.app.state import AppState, QueryRef
 from lfs_gui.app.thumbnails import ThumbnailCache
+from lfs_gui.app.widgets.controls import CurveControls
 from lfs_gui.app.widgets.curves import CurvesPanel
 from lfs_gui.app.widgets.gallery import GalleryPanel
 from lfs_gui.app.widgets.pair_view import PairView
@@ -71,6 +72,8 @@ class MainWindow(QMainWindow):
         self.retrievals = RetrievalsPanel(self.state, self.thumbs)
         self.pair = PairView(self.state)
         self.curves = CurvesPanel()
+        self.curveControls = CurveControls(self.state)
+        self.curves.setCornerWidget(self.curveControls, Qt.Corner.TopRightCorner)
         self.controller = Controller(self.state, self.curves, self)
         self.controller.explainFailed.connect(lambda msg: self.show_error("Explanation failed", msg))
 
@@ -108,6 +111,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._build_menus()
+        self._build_panel_keys()
         self.query.imageRequested.connect(self.open_image_query)
         self.state.sessionChanged.connect(self._on_session)
         self._restore_geometry()
@@ -155,6 +159,29 @@ class MainWindow(QMainWindow):
         self.recentImages.aboutToShow.connect(
             lambda: self._fill_recent(self.recentImages, "images", lambda p: self.open_image_query(Path(p)))
         )
+
+    def _build_panel_keys(self) -> None:
+        """Ctrl+← / Ctrl+→ move the keyboard focus between panels (gallery, similar, dissimilar, controls);
+        the arrow keys alone move within a panel."""
+        from PySide6.QtGui import QShortcut
+
+        for key, step in (("Ctrl+Right", 1), ("Ctrl+Left", -1)):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.activated.connect(lambda step=step: self.focus_panel(step))
+
+    def panels(self) -> list[QWidget]:
+        from PySide6.QtWidgets import QComboBox
+
+        method = self.pair.controls.findChild(QComboBox, "methodCombo")
+        return [self.gallery.view, self.retrievals.similar, self.retrievals.dissimilar, method]
+
+    def focus_panel(self, step: int) -> QWidget:
+        """Give the keyboard focus to the next (``step`` = 1) or previous (-1) panel."""
+        panels = self.panels()
+        current = next((i for i, w in enumerate(panels) if w.isAncestorOf(self.focusWidget()) or w is self.focusWidget()), -1)
+        target = panels[(current + step) % len(panels)]
+        target.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        return target
 
     def _add(self, menu: Any, text: str, slot: Callable, shortcut: Any, name: str) -> QAction:
         act = QAction(text, self)

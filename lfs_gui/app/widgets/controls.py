@@ -138,3 +138,55 @@ class ExplainControls(QWidget):
         self.maskOnly.blockSignals(True)
         self.maskOnly.setChecked(v.mask_only)
         self.maskOnly.blockSignals(False)
+
+
+class CurveControls(QWidget):
+    """Pixel-flipping settings: steps, perturbation (what replaces a superpixel) and seed.
+
+    Written into :class:`~lfs_gui.app.state.AppState`; a change restarts the pair's curves.
+    """
+
+    PERTURBATIONS = (
+        ("noise", "N(0,1) noise (thesis)"),
+        ("fill", "white fill (deletion)"),
+        ("uniform", "uniform noise"),
+        ("blur", "blur"),
+    )
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        from PySide6.QtWidgets import QSpinBox
+
+        super().__init__(parent)
+        self.setObjectName("curveControls")
+        self._state = state
+        self.steps = QSpinBox(objectName="curveSteps", minimum=1, maximum=64)
+        self.steps.setToolTip("superpixels perturbed, most relevant first (paper: 20)")
+        self.perturbation = QComboBox(objectName="curvePerturbation")
+        for key, text in self.PERTURBATIONS:
+            self.perturbation.addItem(text, key)
+        self.perturbation.setToolTip("what replaces a superpixel at each step")
+        self.seed = QSpinBox(objectName="curveSeed", minimum=0, maximum=2**31 - 1)
+        self.seed.setToolTip("seed of the perturbation noise (curves are reproducible)")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 0, 4, 0)
+        for text, w in (("steps", self.steps), ("", self.perturbation), ("seed", self.seed)):
+            if text:
+                lay.addWidget(QLabel(text))
+            lay.addWidget(w)
+        self._sync(state.curve)
+        state.curveSettingsChanged.connect(self._sync)
+        self.steps.valueChanged.connect(lambda v: state.update_curve(steps=int(v)))
+        self.seed.valueChanged.connect(lambda v: state.update_curve(seed=int(v)))
+        self.perturbation.currentIndexChanged.connect(
+            lambda _i: state.update_curve(perturbation=str(self.perturbation.currentData()))
+        )
+
+    def _sync(self, cs: Any) -> None:
+        for w in (self.steps, self.perturbation, self.seed):
+            w.blockSignals(True)
+        self.steps.setValue(int(cs.steps))
+        self.seed.setValue(int(cs.seed))
+        idx = self.perturbation.findData(cs.perturbation)
+        self.perturbation.setCurrentIndex(max(idx, 0))
+        for w in (self.steps, self.perturbation, self.seed):
+            w.blockSignals(False)
