@@ -120,6 +120,9 @@ def iter_build_index(
         )
         meta = {**result.meta(), "model_identity": model.identity(), "gallery": str(gallery.root)}
         folder.mkdir(parents=True, exist_ok=True)
+        # An index already in this folder stops being valid *before* its decoder is replaced, so an
+        # interrupted rebuild never leaves an old sidecar pointing at a decoder of another model.
+        (folder / "index.json").unlink(missing_ok=True)
         save_decoder(folder / DECODER_FILE, result.decoder, meta)
         dec_ref = DECODER_FILE
         report.decoder = {"file": str(folder / DECODER_FILE), **meta}

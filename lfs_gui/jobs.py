@@ -58,11 +58,19 @@ def run_generator(
         return stop.value
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: changing the umask later from a worker thread would race with other threads.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def _umask_mode() -> int:
     """Permissions a newly created file would get (mkstemp makes 0600 files; we want the umask's)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    return _FILE_MODE
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -111,6 +119,8 @@ class _AtomicPath:
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.tmp is not None
         if exc_type is None:
+            with open(self.tmp, "rb+") as fh:  # the writer closed it; make its bytes durable first
+                os.fsync(fh.fileno())
             os.chmod(self.tmp, _umask_mode())
             os.replace(self.tmp, self.path)
         else:

@@ -1,8 +1,9 @@
 """Where the project's data folders (``resources/``, ``models/``, ``indexes/``) live.
 
 In a source checkout (editable install) they sit next to the ``lfs_gui`` package. A wheel copies
-``resources/``, ``models/`` and ``indexes/demo/`` into ``lfs_gui/_data/``. ``LFS_GUI_DATA`` overrides both. Caches and
-user-built indexes go to a per-user directory, never into a gallery's folder.
+``resources/``, ``models/`` and ``indexes/demo/`` into ``lfs_gui/_data/``; ``LFS_GUI_DATA`` overrides
+both. Embedding caches go to a per-user directory (``LFS_GUI_CACHE``); indexes go where the user says
+(``lfs-gui index --out``, default ``./indexes/<gallery>``); nothing is ever written into a gallery's folder.
 """
 
 from __future__ import annotations

@@ -212,7 +212,7 @@ class Session:
 
         recall = None
         if qlab is not None and self.gallery.has_labels:
-            _, ranked = self.index.most_similar(self.vector(query), 8, exclude=qid)
+            ranked = is_ if k >= 8 else self.index.most_similar(self.vector(query), 8, exclude=qid)[1]
             recall = query_recall(self._labels, qlab, ranked)
         return Retrievals(qid, hits(ds, is_), hits(dd, id_), recall)
 
@@ -220,6 +220,8 @@ class Session:
         """A similar/dissimilar threshold for this model: the cosine that best separates same-class
         from different-class pairs of the gallery (balanced accuracy); 0.3 (the paper's) if unlabelled."""
         if self._xi1 is None:
+            from lfs_gui.index.recall import suggest_xi1
+
             self._xi1 = suggest_xi1(self.embeddings, self._labels)
         return self._xi1
 
@@ -365,25 +367,3 @@ def open_image(path: str | Path):
 
 def _qname(query: Query) -> int | str:
     return int(query) if isinstance(query, (int, np.integer)) else str(query)
-
-
-def suggest_xi1(emb: np.ndarray, labels: np.ndarray, max_items: int = 2000, seed: int = 0) -> float:
-    """Threshold on cosine maximising balanced accuracy of same- vs different-class pairs."""
-    labels = np.asarray(labels)
-    if len(emb) < 3 or (labels < 0).any():
-        return 0.3
-    idx = np.arange(len(emb))
-    if len(idx) > max_items:
-        idx = np.random.default_rng(seed).choice(idx, max_items, replace=False)
-    x, lab = np.asarray(emb[idx], np.float64), labels[idx]
-    sims = x @ x.T
-    iu = np.triu_indices(len(idx), 1)
-    s, same = sims[iu], (lab[:, None] == lab[None, :])[iu]
-    if same.all() or not same.any():
-        return 0.3
-    cand = np.unique(np.round(s, 3))
-    pos = np.sort(s[same])
-    neg = np.sort(s[~same])
-    tpr = 1.0 - np.searchsorted(pos, cand, side="right") / len(pos)
-    tnr = np.searchsorted(neg, cand, side="right") / len(neg)
-    return float(round(cand[int(np.argmax(tpr + tnr))], 3))

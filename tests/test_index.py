@@ -179,6 +179,9 @@ CORRUPTIONS = {
     "emb_dim": (lambda o: np.save(o / "embeddings.npy", unit(6, 12)), "embeddings.npy"),
     "emb_truncated": (lambda o: (o / "embeddings.npy").write_bytes((o / "embeddings.npy").read_bytes()[:100]), "embeddings.npy"),
     "emb_dtype": (lambda o: np.save(o / "embeddings.npy", np.load(o / "embeddings.npy").astype(np.float64)), "embeddings.npy"),
+    "label_type": (lambda o: _edit_sidecar(o, labels=["a", 0, 0, 1, 1, 1]), "index.json"),
+    "label_range": (lambda o: _edit_sidecar(o, labels=[-1, 0, 0, 1, 1, 1]), "index.json"),
+    "relpath_type": (lambda o: _edit_sidecar(o, relpaths=[3, "a/1.png", "a/2.png", "b/0.png", "b/1.png", "b/2.png"]), "index.json"),
 }
 
 

@@ -140,3 +140,29 @@ def test_perturbations_shapes_and_values():
     assert blurred[0, 0, 8, 3:13].sub(ramp[0, 0, 8, 3:13]).abs().max() < 0.05  # linear ramps survive blurring
     with pytest.raises(ValueError):
         make_perturbation("smudge")
+
+
+def test_dissimilar_pairs_score_the_gain_whatever_the_sign_of_sim0():
+    """A dissimilar pair with a negative starting cosine: the ratio is undefined (NaN) and the curve
+    that is scored is sim_k − sim_0, so a rising similarity gives a positive AUC (higher is better)."""
+    from lfs_gui.metrics.selectivity import RATIO_MIN_SIM, curve_value
+
+    assert curve_value(0.1, -0.2, similar=False) == pytest.approx(0.3)
+    assert np.isnan(curve_value(0.1, -0.2, similar=True))  # ratio undefined below RATIO_MIN_SIM
+    assert curve_value(0.3, 0.6, similar=True) == pytest.approx(0.5)
+    assert RATIO_MIN_SIM > 0
+
+    model = tiny_model()
+    x1, x2 = pattern_pair(noise=0.2)
+    x2 = -x2  # makes the pair dissimilar with a negative cosine on the tiny model
+    pair = make_pair(model, x1, x2)
+    sel = Selectivity(steps=6, superpixel=5, heat_size=40, perturbation="fill", seed=0)
+    heat = np.zeros((40, 40), np.float32)
+    heat[10:20, 10:20] = 1.0
+    curve = sel(model, x1, x2, heat, heat, similar=False)
+    sim0 = curve.sims[0]
+    np.testing.assert_allclose(curve.values, curve.sims - sim0)
+    assert curve.auc == pytest.approx(trapezoid_auc(curve.values))
+    assert curve.value_name == "sim_k − sim_0" and not curve.lower_is_better
+    assert sim0 < 0 and np.isnan(curve.ratios).all()
+    assert pair.similarity == pytest.approx(sim0, abs=1e-5)

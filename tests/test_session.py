@@ -10,7 +10,8 @@ from lfs_gui.data.galleries import open_gallery
 from lfs_gui.jobs import Progress, run_generator
 from lfs_gui.models.base import Preprocessing
 from lfs_gui.models.torchvision_models import build_torchvision_embedder, save_torchvision_head
-from lfs_gui.session import Session, SessionError, suggest_xi1
+from lfs_gui.index.recall import suggest_xi1
+from lfs_gui.session import Session, SessionError
 
 
 def _gallery(root, n_cls=3, per=4):

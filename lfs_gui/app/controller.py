@@ -56,7 +56,7 @@ def _relay(tag: str, gen: Generator[Any, None, Any]) -> Generator[tuple[str, Any
 
 def pair_curves(
     session: Any, query: Any, target: int, explanation: Any, steps: int, perturbation: str, seed: int,
-    random_points: tuple[list[Any], Any] | None,
+    random_points: tuple[list[Any], Any] | None, xi1: float | None = None,
 ) -> Generator[tuple[str, Any], None, None]:
     """The method's curve, then random's (replayed when cached). Yields ``(tag, CurvePoint)`` and
     ``(tag + "-done", Curve)`` items; each is a cancel point."""
@@ -70,7 +70,7 @@ def pair_curves(
         yield ("random-done", random_points[1])
         return
     rnd = yield from _relay(
-        "random", session.iter_random_curve(query, target, steps=steps, perturbation=perturbation, seed=seed)
+        "random", session.iter_random_curve(query, target, steps=steps, perturbation=perturbation, seed=seed, xi1=xi1)
     )
     yield ("random-done", rnd)
 
@@ -165,6 +165,7 @@ class Controller(QObject):
                 expl = st.session.explain(st.query.key, st.target, s.method, **s.kwargs())
             except Exception as exc:  # noqa: BLE001 - shown in the UI, logged
                 log.exception("explain failed")
+                st.set_explanation(None)  # never leave the previous pair's heat under the new pair
                 self.explainFailed.emit(str(exc))
                 return
             st.set_explanation(expl)
@@ -204,11 +205,12 @@ class Controller(QObject):
         key = (self._query_key(), st.target, cs.steps, cs.perturbation, cs.seed, st.explain.xi1)
         cached = self._random_cache.get(key)
         self.curves.reset(st.explain.method, cs.steps, "computing…")
+        self.curves.set_pair_type(bool(st.explanation.similar))
         self._random_points = []
         self._curves = {}
         self._random_key = key
-        sess, q, t, e = st.session, st.query.key, st.target, st.explanation
-        gen = self.curve_channel.start(lambda: pair_curves(sess, q, t, e, cs.steps, cs.perturbation, cs.seed, cached))
+        sess, q, t, e, xi1 = st.session, st.query.key, st.target, st.explanation, st.explain.xi1
+        gen = self.curve_channel.start(lambda: pair_curves(sess, q, t, e, cs.steps, cs.perturbation, cs.seed, cached, xi1))
         self.start_continuity()
         return gen
 

@@ -18,6 +18,8 @@ from PIL import Image
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 
+from lfs_gui.data.embed import load_rgb
+
 log = logging.getLogger(__name__)
 
 
@@ -40,11 +42,9 @@ def pil_to_qimage(img: Image.Image) -> QImage:
 
 def load_thumbnail(path: str | Path, size: int) -> QImage:
     """Decode ``path`` to a ``QImage`` whose longer side is at most ``size`` (thread-safe)."""
-    with Image.open(path) as im:
-        im.draft("RGB", (size, size))
-        im = im.convert("RGB")
-        im.thumbnail((size, size), Image.BILINEAR)
-        return pil_to_qimage(im)
+    im = load_rgb(path, draft=size)  # EXIF-upright, alpha on white: what the model sees
+    im.thumbnail((size, size), Image.BILINEAR)
+    return pil_to_qimage(im)
 
 
 class _Signals(QObject):

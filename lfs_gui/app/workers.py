@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,32 @@ GeneratorFactory = Callable[[], Generator[Any, None, Any]]
 # Threads still inside one long uninterruptible step when their owner went away: kept referenced so
 # that no running QThread is ever destroyed (which would abort the process); they end on their own.
 _ORPHANS: set["GeneratorThread"] = set()
+
+
+class _Reaper(QObject):
+    """Lives on the GUI thread; forgets orphaned worker threads once they have finished (the slot
+    runs queued on the GUI thread, so no QThread is destroyed from inside itself)."""
+
+    @Slot()
+    def discard(self) -> None:
+        thread = self.sender()
+        _ORPHANS.discard(thread)  # type: ignore[arg-type]
+        if isinstance(thread, QThread):
+            thread.wait()
+            thread.deleteLater()
+
+
+_REAPER: _Reaper | None = None
+
+
+def _reaper() -> _Reaper:
+    global _REAPER
+    if _REAPER is None:
+        _REAPER = _Reaper()
+        app = QCoreApplication.instance()
+        if app is not None:
+            _REAPER.moveToThread(app.thread())
+    return _REAPER
 
 
 class GeneratorThread(QThread):
@@ -152,7 +178,8 @@ class JobChannel(QObject):
                 log.warning("%s did not stop within %d ms; leaving it to finish on its own", thread.objectName(), timeout_ms)
                 thread.setParent(None)
                 _ORPHANS.add(thread)
-                thread.finished.connect(lambda t=thread: _ORPHANS.discard(t))
+                # Drop the last reference on the GUI thread (queued), never on the finishing thread itself.
+                thread.finished.connect(_reaper().discard)
                 self._threads.discard(thread)
                 ok = False
         self._reap_finished()

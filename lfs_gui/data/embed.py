@@ -49,12 +49,25 @@ class EmbedResult:
         return [Path(p) for p, good in zip(paths, self.ok) if good]
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
+def upright_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of the image as :func:`load_rgb` returns it (EXIF rotation applied), read from
+    the header only."""
+    with Image.open(path) as im:
+        w, h = im.size
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            w, h = h, w
+        return w, h
+
+
+def load_rgb(path: str | os.PathLike, draft: int | None = None) -> Image.Image:
     """Decode ``path`` to an 8-bit RGB image (EXIF-upright); raises on undecodable files.
 
     Alpha is composited onto white; 16/32-bit integer and float greyscale are rescaled, not clipped.
+    ``draft`` lets JPEG decoding shrink by a power of two to about that size (for display only).
     """
     with Image.open(path) as im:
+        if draft:
+            im.draft("RGB", (draft, draft))
         im.load()
         im = ImageOps.exif_transpose(im)
         mode = im.mode

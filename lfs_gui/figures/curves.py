@@ -65,6 +65,8 @@ def curve_record(curve: Any, settings: dict | None = None) -> dict:
         "steps": steps,
         "sims": np.asarray(curve.sims).tolist(),
         "ratios": np.asarray(curve.ratios).tolist(),
+        "values": _scored(curve).tolist(),
+        "value_name": getattr(curve, "value_name", "sim_k / sim_0"),
     })
 
 
@@ -72,7 +74,7 @@ def save_curve_data(path: str | Path, curve: Any, settings: dict | None = None) 
     """Write ``curve`` to ``path`` as CSV or JSON (by suffix), with every setting used; atomic.
 
     CSV: ``# key: <JSON value>`` header lines (settings, auc, direction, order), then the columns
-    ``step,sim,ratio``. JSON: the dict of :func:`curve_record`. Unknown suffix -> ``ValueError``.
+    ``step,sim,ratio,value`` (``value`` is what the AUC scores, named by ``value_name``). JSON: the dict of :func:`curve_record`. Unknown suffix -> ``ValueError``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -83,14 +85,14 @@ def save_curve_data(path: str | Path, curve: Any, settings: dict | None = None) 
         data = (json.dumps(rec, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
     else:
         buf = io.StringIO()
-        for key in ("format", "version", "auc", "auc_sim", "lower_is_better", "direction", "order"):
+        for key in ("format", "version", "auc", "auc_sim", "lower_is_better", "direction", "value_name", "order"):
             buf.write(f"# {key}: {json.dumps(rec[key])}\n")
         for key, value in rec["settings"].items():
             buf.write(f"# settings.{key}: {json.dumps(value, ensure_ascii=False)}\n")
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["step", "sim", "ratio"])
-        for s, y, r in zip(rec["steps"], rec["sims"], rec["ratios"]):
-            w.writerow([s, "" if y is None else repr(float(y)), "" if r is None else repr(float(r))])
+        w.writerow(["step", "sim", "ratio", "value"])
+        for s, y, r, v in zip(rec["steps"], rec["sims"], rec["ratios"], rec["values"]):
+            w.writerow([s] + ["" if x is None else repr(float(x)) for x in (y, r, v)])
         data = buf.getvalue().encode("utf-8")
     atomic_write_bytes(path, data)
     log.info("curve data written to %s", path)
@@ -103,7 +105,7 @@ def load_curve_data(path: str | Path) -> dict:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         return json.loads(text)
-    rec: dict[str, Any] = {"settings": {}, "steps": [], "sims": [], "ratios": []}
+    rec: dict[str, Any] = {"settings": {}, "steps": [], "sims": [], "ratios": [], "values": []}
     rows = []
     for line in text.splitlines():
         if line.startswith("# "):
@@ -118,22 +120,30 @@ def load_curve_data(path: str | Path) -> dict:
         rec["steps"].append(int(row["step"]))
         rec["sims"].append(float(row["sim"]) if row["sim"] else None)
         rec["ratios"].append(float(row["ratio"]) if row["ratio"] else None)
+        rec["values"].append(float(row["value"]) if row.get("value") else None)
     return rec
 
 
+def _scored(curve: Any) -> np.ndarray:
+    values = getattr(curve, "values", None)
+    return np.asarray(curve.ratios if values is None else values)
+
+
 def draw_curve(ax: Any, curve: Any, label: str = "method", random_curve: Any = None, color: str = "C0") -> None:
-    """Draw the normalised pixel-flipping curve (sim_k / sim_0) on ``ax``, AUCs in the legend."""
+    """Draw the scored pixel-flipping curve on ``ax`` (sim_k / sim_0 for a similar pair, sim_k − sim_0 for
+    a dissimilar one; see ``metrics.selectivity``), AUCs in the legend."""
     steps = np.asarray(curve.steps)
-    ax.plot(steps, np.asarray(curve.ratios), "-o", ms=3, color=color, label=f"{label} (AUC {_fmt(curve.auc)})")
+    ax.plot(steps, _scored(curve), "-o", ms=3, color=color, label=f"{label} (AUC {_fmt(curve.auc)})")
     if random_curve is not None:
-        ax.plot(np.asarray(random_curve.steps), np.asarray(random_curve.ratios), "--", color="0.45",
+        ax.plot(np.asarray(random_curve.steps), _scored(random_curve), "--", color="0.45",
                 label=f"random (AUC {_fmt(random_curve.auc)})")
     st = dict(getattr(curve, "settings", {}) or {})
     mode = st.get("mode", "deletion")
     ax.set_xlabel(fontsize=8, xlabel=f"cells {'removed' if mode == 'deletion' else 'restored'} (of {st.get('grid', '?')}×{st.get('grid', '?')})")
-    ax.set_ylabel("similarity / original", fontsize=8)
+    name = getattr(curve, "value_name", "sim_k / sim_0")
+    ax.set_ylabel(name, fontsize=8)
     ax.set_title(f"pixel flipping ({mode}; {getattr(curve, 'direction', '')})", fontsize=9)
-    ax.axhline(1.0, color="0.8", lw=0.8, zorder=0)
+    ax.axhline(1.0 if "/" in name else 0.0, color="0.8", lw=0.8, zorder=0)
     ax.grid(True, alpha=0.3)
     ax.tick_params(labelsize=7)
     ax.xaxis.get_major_locator().set_params(integer=True)

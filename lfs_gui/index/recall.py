@@ -125,3 +125,33 @@ def query_recall(labels: Sequence[int | None] | np.ndarray, query_label: int | N
     ids = ids[ids >= 0]
     rel = lab[ids] == int(query_label)
     return {int(k): float(rel[: int(k)].any()) for k in ks}
+
+
+def suggest_xi1(emb: np.ndarray, labels: Sequence[int | None] | np.ndarray | None, max_items: int = 2000,
+                seed: int = 0) -> float:
+    """The similar/dissimilar threshold ξ1 for a model: the cosine that best separates same-class from
+    different-class pairs of a labelled gallery (maximum balanced accuracy, on ≤ ``max_items`` items).
+
+    The paper's 0.3 is FaceNet's; other models need their own (``shared/FINDINGS.md``). Returns 0.3
+    when the gallery is unlabelled (or has a single class).
+    """
+    if labels is None:
+        return 0.3
+    labels = np.array([-1 if v is None else v for v in labels], dtype=np.int64)
+    if len(emb) < 3 or (labels < 0).any():
+        return 0.3
+    idx = np.arange(len(emb))
+    if len(idx) > max_items:
+        idx = np.random.default_rng(seed).choice(idx, max_items, replace=False)
+    x, lab = np.asarray(emb[idx], np.float64), labels[idx]
+    sims = x @ x.T
+    iu = np.triu_indices(len(idx), 1)
+    s, same = sims[iu], (lab[:, None] == lab[None, :])[iu]
+    if same.all() or not same.any():
+        return 0.3
+    cand = np.unique(np.round(s, 3))
+    pos = np.sort(s[same])
+    neg = np.sort(s[~same])
+    tpr = 1.0 - np.searchsorted(pos, cand, side="right") / len(pos)
+    tnr = np.searchsorted(neg, cand, side="right") / len(neg)
+    return float(round(cand[int(np.argmax(tpr + tnr))], 3))

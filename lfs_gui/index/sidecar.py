@@ -129,6 +129,15 @@ def parse_sidecar(path: Path, fix: str) -> tuple[dict, IndexMeta]:
     if len(raw["relpaths"]) != raw["count"] or len(raw["labels"]) != raw["count"]:
         raise IndexLoadError(f"{path}: count is {raw['count']} but relpaths/labels have "
                              f"{len(raw['relpaths'])}/{len(raw['labels'])} entries; {fix}")
+    classes = raw.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise IndexLoadError(f"{path}: field 'classes' must be a list of names; {fix}")
+    for i, lab in enumerate(raw["labels"]):
+        if lab is not None and (not isinstance(lab, int) or isinstance(lab, bool) or not 0 <= lab < len(classes)):
+            raise IndexLoadError(f"{path}: label {lab!r} of image {i} is not an index into the "
+                                 f"{len(classes)} classes; {fix}")
+    if not all(isinstance(r, str) for r in raw["relpaths"]):
+        raise IndexLoadError(f"{path}: field 'relpaths' must hold strings; {fix}")
     fields = {k: raw[k] for k in IndexMeta.__dataclass_fields__ if k in raw}
     try:
         meta = IndexMeta(**fields)

@@ -32,6 +32,7 @@ from PIL import Image
 from lfs_gui.explain.base import Explainer, ExplainerUnavailable, PairInput
 from lfs_gui.explain.registry import EXPLAINERS, available_methods, make_explainer
 from lfs_gui.jobs import Progress
+from lfs_gui.index.recall import suggest_xi1
 from lfs_gui.metrics.auc import mean_ci95
 from lfs_gui.metrics.selectivity import Selectivity
 from lfs_gui.models.base import EmbeddingModel
@@ -69,6 +70,7 @@ class CurveRecord:
     decoder_calls: int
     sims: list[float] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)  # what ``auc`` scores (see metrics.selectivity)
 
 
 def _labels_or_none(labels: Sequence[Any] | np.ndarray | None, n: int) -> np.ndarray | None:
@@ -78,26 +80,6 @@ def _labels_or_none(labels: Sequence[Any] | np.ndarray | None, n: int) -> np.nda
     if lab.shape != (n,):
         raise ValueError(f"labels has {lab.shape[0]} entries for {n} embeddings")
     return lab if (lab >= 0).any() else None
-
-
-def suggest_xi1(embeddings: np.ndarray, labels: Sequence[Any] | np.ndarray | None = None, seed: int = 0, rows: int = 200) -> float:
-    """Midpoint of the mean same-class and mean different-class cosine (on ≤ ``rows`` sampled queries); 0.3 without labels."""
-    e = np.asarray(embeddings, np.float32)
-    lab = _labels_or_none(labels, len(e))
-    if lab is None or len(e) < 3:
-        return 0.3
-    rng = np.random.default_rng(seed)
-    same, diff = [], []
-    for i in rng.permutation(len(e))[:rows]:
-        if lab[i] < 0:
-            continue
-        s = e @ e[i]
-        ok = (lab >= 0) & (np.arange(len(e)) != i)
-        same.extend(s[ok & (lab == lab[i])].tolist())
-        diff.extend(s[ok & (lab != lab[i])].tolist())
-    if not same or not diff:
-        return 0.3
-    return float((np.mean(same) + np.mean(diff)) / 2.0)
 
 
 def sample_pairs(embeddings: np.ndarray, labels: Sequence[Any] | np.ndarray | None, n: int, xi1: float, seed: int = 0) -> list[PairSpec]:
@@ -158,7 +140,7 @@ class Evaluation:
         if len(self.images) != len(self.embeddings):
             raise ValueError(f"{len(self.images)} images but {len(self.embeddings)} embeddings")
         self.labels = _labels_or_none(labels, len(self.embeddings))
-        self.xi1 = float(suggest_xi1(self.embeddings, self.labels, seed) if xi1 is None else xi1)
+        self.xi1 = float(suggest_xi1(self.embeddings, self.labels, seed=seed) if xi1 is None else xi1)
         self.seed, self.n_pairs = int(seed), int(n_pairs)
         self.perturbations = list(perturbations)
         self.selectivity = {p: Selectivity(steps=steps, superpixel=superpixel, heat_size=heat_size, perturbation=p, chunk=chunk)
@@ -230,6 +212,7 @@ class Evaluation:
                         lower_is_better=curve.lower_is_better, ms=ms,
                         model_calls=res.cost["model_forwards"] + res.cost["model_backwards"],
                         decoder_calls=res.cost["decoder_calls"], sims=curve.sims.tolist(), ratios=curve.ratios.tolist(),
+                        values=curve.values.tolist(),
                     ))
                 done += 1
                 yield Progress(done, total, f"pair {n + 1}/{len(self.pairs)} ({spec.pair_type}): {name}")

@@ -65,21 +65,21 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_mean_curves(records: Sequence[CurveRecord], perturbation: str, out_stem: Path) -> list[Path]:
-    """Mean ratio curves (± 95 % CI) per method for one perturbation → ``out_stem``.png and .svg."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """Mean scored curves (± 95 % CI) per method for one perturbation → ``out_stem``.png and .svg:
+    sim_k/sim_0 for similar pairs, sim_k − sim_0 for dissimilar ones."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     recs = [r for r in records if r.perturbation == perturbation]
     if not recs:
         return []
     fig = Figure(figsize=(10, 4), constrained_layout=True)
+    FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharey=False)
     for ax, ptype in zip(axes, ("similar", "dissimilar")):
         methods = sorted({r.method for r in recs if r.pair_type == ptype})
         for m in methods:
-            curves = [r.ratios for r in recs if r.pair_type == ptype and r.method == m]
+            curves = [r.values or r.ratios for r in recs if r.pair_type == ptype and r.method == m]
             k = min(len(c) for c in curves)
             arr = np.array([c[:k] for c in curves], np.float64)
             stats = [mean_ci95(arr[:, s]) for s in range(k)]
@@ -91,7 +91,7 @@ def plot_mean_curves(records: Sequence[CurveRecord], perturbation: str, out_stem
             ax.fill_between(x, mean - ci, mean + ci, alpha=0.15)
         ax.set_title(f"{ptype} pairs — {perturbation}")
         ax.set_xlabel("superpixels perturbed")
-        ax.set_ylabel("sim_k / sim_0")
+        ax.set_ylabel("sim_k / sim_0" if ptype == "similar" else "sim_k − sim_0")
         ax.grid(alpha=0.3)
         if methods:
             ax.legend(fontsize=7)
@@ -116,17 +116,19 @@ def write_report(records: Sequence[CurveRecord], out_dir: str | Path, settings: 
     head = "# Selectivity of pair explainers\n\n"
     if not complete:
         head += "**Partial results: the run was interrupted.**\n\n"
-    head += ("AUC = trapezoid area under sim_k/sim_0 over steps 0..K, divided by K (flat curve = 1). "
-             "Similar pairs: deletion should lower the similarity (lower AUC is better). "
-             "Dissimilar pairs: both images perturbed at the same superpixels; similarity should rise (higher is better).\n\n")
+    head += ("AUC = trapezoid area over steps 0..K, divided by K. "
+             "Similar pairs: area under sim_k/sim_0 (a flat curve gives 1); deletion should lower the similarity "
+             "(lower AUC is better). Dissimilar pairs: both images perturbed at the same superpixels; area under the "
+             "gain sim_k − sim_0 (flat = 0), since sim_0 is near zero or negative for most dissimilar pairs and the "
+             "ratio is undefined there; the similarity should rise (higher is better).\n\n")
     atomic_write_bytes(out / "summary.md", (head + markdown_table(rows)).encode())
     written["summary.md"] = out / "summary.md"
     curve_rows = []
     for r in records:
-        for step, (s, q) in enumerate(zip(r.sims, r.ratios)):
+        for step, (s, q, v) in enumerate(zip(r.sims, r.ratios, r.values or r.ratios)):
             curve_rows.append({"method": r.method, "pair_type": r.pair_type, "perturbation": r.perturbation, "i": r.i, "j": r.j,
-                               "similarity": r.similarity, "auc": r.auc, "step": step, "sim": s, "ratio": q})
-    cols = ["method", "pair_type", "perturbation", "i", "j", "similarity", "auc", "step", "sim", "ratio"]
+                               "similarity": r.similarity, "auc": r.auc, "step": step, "sim": s, "ratio": q, "value": v})
+    cols = ["method", "pair_type", "perturbation", "i", "j", "similarity", "auc", "step", "sim", "ratio", "value"]
     atomic_write_bytes(out / "curves.csv", _csv_bytes(curve_rows, cols))
     written["curves.csv"] = out / "curves.csv"
     for pert in sorted({r.perturbation for r in records}):

@@ -13,10 +13,14 @@ Costa 2022 (thesis) §4.2 and Bello et al. 2024 (paper) §4.3.1, after Samek et 
    reference image is also perturbed in the same superpixels that the test image"), cells are
    ranked by the *test* map; ``rank_dissimilar="sum"`` ranks by heat1 + heat2 instead.
 
-The curve is ratio_k = sim_k / sim_0 (thesis Fig. 5.12's normalised similarity) with raw sim_k kept;
-the score is its trapezoid AUC over x = 0..K divided by K (:func:`auc.trapezoid_auc`).
-Score direction: a deletion curve of a *similar* pair should fall (lower AUC is better); of a
-dissimilar pair it should rise (higher is better). ``mode="insertion"`` (RISE, Petsiuk et al. 2018)
+The curve of a **similar** pair is ratio_k = sim_k / sim_0 (thesis Fig. 5.12's normalised
+similarity); its score is the trapezoid AUC over x = 0..K divided by K (:func:`auc.trapezoid_auc`),
+and a deletion curve should fall (lower is better). For a **dissimilar** pair the ratio breaks
+down: sim_0 is near zero or negative for most dissimilar retrievals (a cosine of −0.2 is common),
+so sim_k / sim_0 explodes or *falls* when the similarity rises as expected. Its curve is therefore
+the similarity gain sim_k − sim_0 (the paper's Fig. 9b plots the raw similarity), scored by the
+same trapezoid AUC, higher is better. ``value`` on points and ``values`` on curves hold the scored
+quantity; ``ratio``/``ratios`` (NaN when sim_0 ≤ 0.05) and raw ``sim``/``sims`` are kept. ``mode="insertion"`` (RISE, Petsiuk et al. 2018)
 starts from the fully perturbed image(s) and restores the most relevant cells first; the ratio is
 against the unperturbed pair's similarity and the directions swap.
 
@@ -48,13 +52,19 @@ log = logging.getLogger(__name__)
 MODES = ("deletion", "insertion")
 
 
+RATIO_MIN_SIM = 0.05
+"""sim_k / sim_0 is reported only when sim_0 exceeds this (else NaN)."""
+
+
 @dataclass(frozen=True)
 class CurvePoint:
-    """One step: ``sim`` after perturbing ``step`` cells; ``ratio`` = sim / reference similarity."""
+    """One step: ``sim`` after perturbing ``step`` cells; ``ratio`` = sim / reference similarity;
+    ``value`` = the scored quantity (the ratio for a similar pair, sim − sim_0 for a dissimilar one)."""
 
     step: int
     sim: float
     ratio: float
+    value: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,8 @@ class Curve:
     order: np.ndarray
     lower_is_better: bool
     settings: dict[str, Any] = field(default_factory=dict)
+    values: np.ndarray | None = None  # what ``auc`` scores: ratios (similar) or sim_k − sim_0 (dissimilar)
+    value_name: str = "sim_k / sim_0"
 
     @property
     def direction(self) -> str:
@@ -76,7 +88,16 @@ class Curve:
 
 
 def _ratio(sim: float, ref: float) -> float:
-    return sim / ref if abs(ref) > 1e-12 else float("nan")
+    return sim / ref if ref > RATIO_MIN_SIM else float("nan")
+
+
+def curve_value(sim: float, ref: float, similar: bool) -> float:
+    """The scored quantity of one step (see the module docstring)."""
+    return _ratio(sim, ref) if similar else sim - ref
+
+
+def value_name(similar: bool) -> str:
+    return "sim_k / sim_0" if similar else "sim_k − sim_0"
 
 
 class Selectivity:
@@ -165,7 +186,7 @@ class Selectivity:
             ref1, sim_orig = e0[0], float(e0[0] @ e0[1])
             if not insertion:
                 sims.append(sim_orig)
-                yield CurvePoint(0, sim_orig, 1.0)
+                yield CurvePoint(0, sim_orig, _ratio(sim_orig, sim_orig), curve_value(sim_orig, sim_orig, similar))
                 done = 1
             while done <= self.steps:
                 ks = list(range(done, min(done + self.chunk, self.steps + 1)))
@@ -181,17 +202,21 @@ class Selectivity:
                 for k, s in zip(ks, batch_sims.tolist()):
                     sims.append(float(s))
                     done = k + 1
-                    yield CurvePoint(k, float(s), _ratio(float(s), sim_orig))
+                    yield CurvePoint(k, float(s), _ratio(float(s), sim_orig), curve_value(float(s), sim_orig, similar))
         finally:
             log.debug("selectivity curve %s after %d of %d points", "finished" if done > self.steps else "stopped", done, self.steps + 1)
         sims_a = np.asarray(sims, np.float64)
         ratios = np.array([_ratio(s, sim_orig) for s in sims], np.float64)
-        settings = {**self.settings(), "similar": bool(similar), "input_size": [int(h), int(w)], "sim_orig": sim_orig}
+        values = np.array([curve_value(s, sim_orig, similar) for s in sims], np.float64)
+        settings = {**self.settings(), "similar": bool(similar), "input_size": [int(h), int(w)], "sim_orig": sim_orig,
+                    "score": f"trapezoid AUC of {value_name(similar)} over steps / K"}
         return Curve(
             steps=np.arange(self.steps + 1),
             sims=sims_a,
             ratios=ratios,
-            auc=trapezoid_auc(ratios),
+            values=values,
+            value_name=value_name(similar),
+            auc=trapezoid_auc(values),
             auc_sim=trapezoid_auc(sims_a),
             order=order[: self.steps].copy(),
             lower_is_better=self.lower_is_better(similar),

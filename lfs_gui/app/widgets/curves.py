@@ -118,9 +118,14 @@ class CurvesPanel(QTabWidget):
         s = self.series.get(tag)
         if s is None:
             return
-        s.add(point.step, point.ratio)
+        value = getattr(point, "value", float("nan"))
+        s.add(point.step, point.ratio if value != value else value)  # NaN check: older points carry only ratio
         name = self.method if tag == "method" else "random"
         self.status.setText(f"{name}: step {point.step}/{self.steps}  sim {point.sim:.3f}")
+
+    def set_pair_type(self, similar: bool) -> None:
+        """Similar pairs plot sim_k/sim_0; dissimilar ones the gain sim_k − sim_0 (see metrics.selectivity)."""
+        self.plot.setLabel("left", "sim_k / sim_0" if similar else "sim_k − sim_0")
 
     def finish(self, tag: str, curve: Any) -> None:
         s = self.series.get(tag)

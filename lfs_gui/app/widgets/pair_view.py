@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from lfs_gui.app.state import AppState, ViewSettings
 from lfs_gui.app.thumbnails import array_to_qimage, pil_to_qimage
 from lfs_gui.app.widgets.controls import ExplainControls
+from lfs_gui.data.embed import load_rgb, upright_size
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,11 @@ class _ImageCache:
         if key in self._d:
             self._d.move_to_end(key)
             return self._d[key]
-        with Image.open(path) as im:
-            size = im.size
-            im.draft("RGB", (_DISPLAY_MAX, _DISPLAY_MAX))
-            im = im.convert("RGB")
-            im.thumbnail((_DISPLAY_MAX, _DISPLAY_MAX), Image.BILINEAR)
-            pix = QPixmap.fromImage(pil_to_qimage(im))
+        # The model saw the EXIF-upright image (load_rgb): show that one, and its size for the crop box.
+        size = upright_size(path)
+        im = load_rgb(path, draft=_DISPLAY_MAX)
+        im.thumbnail((_DISPLAY_MAX, _DISPLAY_MAX), Image.BILINEAR)
+        pix = QPixmap.fromImage(pil_to_qimage(im))
         self._d[key] = (pix, size)
         while len(self._d) > self.capacity:
             self._d.popitem(last=False)
