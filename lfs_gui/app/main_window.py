@@ -21,21 +21,21 @@ from PySide6.QtWidgets import (
 )
 
 from lfs_gui.app import settings as app_settings
-from lfs_gui.app.controller import Controller, call_in_generator
+from lfs_gui.app.controller import Controller
 from lfs_gui.app.state import AppState, QueryRef
 from lfs_gui.app.thumbnails import ThumbnailCache
 from lfs_gui.app.widgets.controls import CurveControls
 from lfs_gui.app.widgets.curves import CurvesPanel
 from lfs_gui.app.widgets.gallery import GalleryPanel
 from lfs_gui.app.widgets.pair_view import PairView
-from lfs_gui.app.widgets.query import IMAGE_SUFFIXES, QueryPanel
+from lfs_gui.app.widgets.query import QueryPanel
 from lfs_gui.app.widgets.retrievals import RetrievalsPanel
+from lfs_gui.app.window_actions import WindowActions
 from lfs_gui.app.workers import JobChannel
 from lfs_gui.jobs import Progress
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ")"
 
 
 def _open_demo() -> Generator[Any, None, Any]:
@@ -50,7 +50,7 @@ def _open_index(path: str, **options: Any) -> Generator[Any, None, Any]:
     return (yield from Session.iter_open_index(path, **options))
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowActions, QMainWindow):
     """The lfs-gui window. ``open_demo()`` / ``open_index(path)`` load a session in the background."""
 
     sessionReady = Signal(object)
@@ -246,111 +246,6 @@ class MainWindow(QMainWindow):
         item = session.gallery.items[gallery_id]
         self.state.set_query(QueryRef(id=gallery_id, path=item.path, label=item.label, class_name=item.class_name))
 
-    # -- building indexes and decoders ------------------------------------------------------------
-    def choose_gallery_to_index(self) -> None:
-        gallery = QFileDialog.getExistingDirectory(self, "Gallery folder to index (CUB, Cars, or class sub-folders)")
-        if not gallery:
-            return
-        default = Path(str(self.settings.value("build/dir", str(Path.home())))) / f"{Path(gallery).name}-index"
-        out = QFileDialog.getExistingDirectory(self, "Folder for the new index (created if needed)", str(default.parent))
-        if out:
-            self.settings.setValue("build/dir", out)
-            self.build_index(gallery, Path(out) / default.name)
-
-    def build_index(self, gallery: str | Path, out: str | Path, model: str | Path | None = None) -> int:
-        """Index ``gallery`` into ``out`` in the background (demo model unless ``model``), then open it."""
-        from lfs_gui.app.jobs import build_index_job
-
-        self.jobLabel.setText(f"indexing {Path(gallery).name}…")
-        return self.build_channel.start(lambda g=str(gallery), o=str(out), m=model: build_index_job(g, o, m))
-
-    def _on_built(self, result: Any) -> None:
-        if isinstance(result, Path) and (result / "index.json").is_file():
-            self.open_index(result)
-        else:  # a decoder file
-            self.use_decoder(result)
-
-    def choose_decoder_output(self) -> None:
-        if self.state.session is None:
-            self.show_error("No session", "Open the demo or an index first.")
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Save the new decoder", str(Path.home() / "decoder.pt"), "Decoder (*.pt)")
-        if path:
-            self.train_decoder(path)
-
-    def train_decoder(self, out: str | Path, kind: str = "dense", epochs: int = 60) -> int:
-        from lfs_gui.app.jobs import train_decoder_job
-
-        session = self.state.session
-        self.jobLabel.setText("training a decoder…")
-        return self.build_channel.start(lambda: train_decoder_job(session, out, kind, epochs))
-
-    def choose_decoder(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a decoder", "", "Decoder (*.pt);;All files (*)")
-        if path:
-            self.use_decoder(path)
-
-    def use_decoder(self, path: str | Path) -> None:
-        """Load a decoder file (validated against the session's dimension) and re-explain the pair."""
-        from lfs_gui.models.decoder import load_decoder
-
-        session = self.state.session
-        if session is None:
-            return
-        try:
-            session.decoder = load_decoder(path, expected_dim=session.dim)
-            session.decoder_path = Path(path)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            self.show_error("Could not use the decoder", str(exc))
-            return
-        self._on_session(session)
-        self.controller._on_pair()
-        self._status_message(f"decoder {Path(path).name} in use")
-
-    # -- external query ----------------------------------------------------------------------------
-    def open_image_query(self, path: Path | str | None) -> int | None:
-        """Embed an image file (in the background) and make it the query."""
-        if self.state.session is None:
-            self.show_error("No session", "Open the demo or an index first (File ▸ Open index…).")
-            return None
-        if path is None:
-            chosen, _ = QFileDialog.getOpenFileName(self, "Open an image as the query", "", IMAGE_FILTER)
-            if not chosen:
-                return None
-            path = chosen
-        path = Path(path)
-        self.jobLabel.setText(f"embedding {path.name}…")
-        session = self.state.session
-        return self.embed_channel.start(lambda: _embed(session, path))
-
-    def _on_embedded(self, result: tuple[Path, Any]) -> None:
-        path, _emb = result  # the session caches the embedding per path
-        app_settings.add_recent(self.settings, "images", path)
-        self.state.set_query(QueryRef(id=None, path=path))
-
-    # -- export ------------------------------------------------------------------------------------
-    def _choose_export(self, what: str) -> None:
-        filters = {"pair": "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)", "sheet": "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)",
-                   "curve": "CSV (*.csv);;JSON (*.json)"}[what]
-        default = {"pair": "pair.png", "sheet": "retrievals.png", "curve": "curve.csv"}[what]
-        last = self.settings.value("export/dir", str(Path.home()))
-        path, _ = QFileDialog.getSaveFileName(self, "Export", str(Path(str(last)) / default), filters)
-        if path:
-            self.settings.setValue("export/dir", str(Path(path).parent))
-            self.export(what, path)
-
-    def export(self, what: str, path: str | Path) -> int | None:
-        """Write the current pair figure / retrieval sheet / curve data to ``path`` in the background."""
-        from lfs_gui.app.export import export_job
-
-        try:
-            factory = export_job(what, Path(path), self.state, self.controller.last_curves)
-        except ValueError as exc:
-            self.show_error("Nothing to export", str(exc))
-            return None
-        self.jobLabel.setText(f"exporting {Path(path).name}…")
-        return self.export_channel.start(factory)
-
     # -- jobs --------------------------------------------------------------------------------------
     def _on_job_progress(self, item: Any) -> None:
         if isinstance(item, Progress):
@@ -428,11 +323,6 @@ class MainWindow(QMainWindow):
         if self._error_box is not None:
             self._error_box.close()
         super().closeEvent(event)
-
-
-def _embed(session: Any, path: Path) -> Generator[Any, None, tuple[Path, Any]]:
-    emb = yield from call_in_generator(session.embed_image, path)
-    return path, emb
 
 
 def _describe(d: dict) -> str:
