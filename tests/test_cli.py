@@ -344,3 +344,14 @@ def test_dml_layouts_end_to_end(env, tmp_path: Path, layout: str, classes: list[
     rc, out, err = run_cli("explain", tmp_path / "idx", "--query", 2, "--target", top[0], "--out", tmp_path / "f.png", "--json")
     assert rc == 0, err
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_with_another_decoder() -> None:
+    from lfs_gui.cli.cmd_query import open_session
+    from lfs_gui.paths import models_dir
+
+    conv = models_dir() / "demo" / "decoder_conv64.pt"
+    s = open_session("demo", decoder=str(conv))
+    assert s.decoder.kind == "conv" and s.decoder_path == conv
+    assert s.explain(0, 1).heat2.shape == (64, 64)
+    assert open_session("demo", decoder=False).decoder is None

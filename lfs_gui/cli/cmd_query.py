@@ -22,9 +22,14 @@ def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint
     from lfs_gui.session import Session
 
     if index == "demo" and not Path(index).exists():
-        if decoder not in (None, False):
-            raise ValueError("--decoder cannot be combined with the embedded demo; give an index folder")
-        return Session.open_demo()
+        session = Session.open_demo()
+        if decoder is False:
+            session.decoder, session.decoder_path = None, None
+        elif decoder is not None:
+            from lfs_gui.models.decoder import load_decoder
+
+            session.decoder, session.decoder_path = load_decoder(decoder, expected_dim=session.dim), Path(decoder)
+        return session
     return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint)
 
 
