@@ -380,3 +380,33 @@ def test_exif_rotated_photo_is_shown_upright_with_its_upright_size(qtbot, tmp_pa
     assert size == (60, 120) and pix.width() < pix.height()
     thumb = load_thumbnail(path, 64)
     assert thumb.width() < thumb.height()
+
+
+def test_open_model_then_index_and_evaluate_from_the_menu(qtbot, window, tmp_path):
+    """File ▸ Open model picks the embedding model of the next index; File ▸ Evaluate writes a report."""
+    import json
+
+    import torch
+    from PIL import Image
+
+    from lfs_gui.models.base import Preprocessing
+    from lfs_gui.models.torchvision_models import build_torchvision_embedder, save_torchvision_head
+
+    torch.manual_seed(0)
+    model_file = tmp_path / "tiny.pt"
+    save_torchvision_head(model_file, build_torchvision_embedder("resnet18", 8, Preprocessing(input_size=32, resize=36)))
+    root = tmp_path / "gal"
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 30), (60 + 90 * c, 20 * i, 90)).save(root / f"c{c}" / f"{i}.png")
+    window.use_model(model_file)
+    with qtbot.waitSignal(window.sessionReady, timeout=120000):
+        window.build_index(root, tmp_path / "idx")
+    side = json.loads((tmp_path / "idx" / "index.json").read_text())
+    assert side["dim"] == 8 and side["model"]["source"] == str(model_file)
+
+    with qtbot.waitSignal(window.build_channel.done, timeout=120000):
+        window.evaluate(tmp_path / "report", pairs=1, methods=["explainlfs", "random"], perturbations=("fill",))
+    text = (tmp_path / "report" / "summary.md").read_text()
+    assert "explainlfs" in text and "random" in text and "Partial" not in text

@@ -47,3 +47,26 @@ def train_decoder_job(session: Any, out: str | Path, kind: str = "dense", epochs
             yield Progress(i, len(items), f"reading images {i}/{len(items)}")
     result = yield from iter_train_decoder(session.embeddings, np.stack(targets), kind=kind, epochs=epochs, keep_best=True)
     return save_decoder(out, result.decoder, {**result.meta(), "gallery": str(session.gallery.root)})
+
+
+def evaluate_job(session: Any, out: str | Path, pairs: int = 10, perturbations: tuple[str, ...] = ("noise", "fill"),
+                 methods: list[str] | None = None, xi1: float | None = None,
+                 method_settings: dict | None = None) -> Generator[Any, None, Path]:
+    """``lfs-gui evaluate`` on the open session; partial results are written if it is cancelled."""
+    from lfs_gui.metrics.evaluate import Evaluation
+    from lfs_gui.metrics.report import write_report
+
+    yield Progress(0, 1, "loading the model")
+    labels = session.gallery.labels_array() if session.gallery.has_labels else None
+    ev = Evaluation(
+        session.model, session.decoder, session.gallery.paths, session.embeddings, labels, methods=methods,
+        n_pairs=pairs, perturbations=list(perturbations), xi1=session.suggested_xi1() if xi1 is None else xi1,
+        method_settings=method_settings or {"rise-sim": {"n_masks": 100}},
+    )
+    complete = False
+    try:
+        yield from ev.iter_run()
+        complete = True
+    finally:  # cancelled (GeneratorExit) or failed: keep what is finished
+        write_report(ev.records, out, {**ev.settings(), "index": session.name}, complete=complete)
+    return Path(out)

@@ -108,6 +108,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.embed_channel.done.connect(self._on_embedded)
         self.build_channel.done.connect(self._on_built)
         self._pending_open: str | None = None
+        self.model_path: Path | None = None  # File ▸ Open model: used by the next "Index a gallery"
 
         self._build_status_bar()
         self._build_menus()
@@ -144,9 +145,12 @@ class MainWindow(WindowActions, QMainWindow):
         self._add(file, "Open image as &query…", lambda: self.open_image_query(None), "Ctrl+I", "actionOpenImage")
         self.recentImages = file.addMenu("Recent query images")
         file.addSeparator()
+        self._add(file, "Open &model for indexing…", self.choose_model, None, "actionOpenModel")
+        self.recentModels = file.addMenu("Recent models")
         self._add(file, "Index a &gallery…", self.choose_gallery_to_index, "Ctrl+Shift+N", "actionIndexGallery")
         self._add(file, "&Train a decoder for this index…", self.choose_decoder_output, None, "actionTrainDecoder")
         self._add(file, "Open &decoder…", self.choose_decoder, None, "actionOpenDecoder")
+        self._add(file, "E&valuate the explainers…", self.choose_evaluation_output, None, "actionEvaluate")
         file.addSeparator()
         export = file.addMenu("&Export")
         export.setObjectName("menuExport")
@@ -156,6 +160,7 @@ class MainWindow(WindowActions, QMainWindow):
         file.addSeparator()
         self._add(file, "&Quit", self.close, QKeySequence.StandardKey.Quit, "actionQuit")
         self.recentIndexes.aboutToShow.connect(lambda: self._fill_recent(self.recentIndexes, "indexes", self.open_index))
+        self.recentModels.aboutToShow.connect(lambda: self._fill_recent(self.recentModels, "models", self.use_model))
         self.recentImages.aboutToShow.connect(
             lambda: self._fill_recent(self.recentImages, "images", lambda p: self.open_image_query(Path(p)))
         )

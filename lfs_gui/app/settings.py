@@ -33,7 +33,7 @@ def make_settings() -> QSettings:
 
 
 def recent(settings: QSettings, kind: str) -> list[str]:
-    """Recent items of ``kind`` ("indexes" or "images"), newest first, existing files only."""
+    """Recent items of ``kind`` ("indexes", "images" or "models"), newest first, existing files only."""
     value = settings.value(f"recent/{kind}", [])
     if isinstance(value, str):
         value = [value] if value else []

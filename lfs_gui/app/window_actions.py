@@ -34,15 +34,49 @@ class WindowActions:
             self.build_index(gallery, Path(out) / default.name)
 
     def build_index(self, gallery: str | Path, out: str | Path, model: str | Path | None = None) -> int:
-        """Index ``gallery`` into ``out`` in the background (demo model unless ``model``), then open it."""
+        """Index ``gallery`` into ``out`` in the background, then open it. The model is ``model``, else the
+        one chosen with *Open model…*, else the demo model."""
         from lfs_gui.app.jobs import build_index_job
 
+        model = model if model is not None else getattr(self, "model_path", None)
         self.jobLabel.setText(f"indexing {Path(gallery).name}…")
         return self.build_channel.start(lambda g=str(gallery), o=str(out), m=model: build_index_job(g, o, m))
+
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Embedding model for the next index",
+            "", "Checkpoints (*.pth *.pth.tar *.tar *.pt *.ckpt);;All files (*)")
+        if path:
+            self.use_model(path)
+
+    def use_model(self, path: str | Path) -> None:
+        """Remember a model file for *Index a gallery* (checked when the index is built, in the worker:
+        loading a ResNet50 takes seconds). Supported formats: ``models/README.md``."""
+        self.model_path = Path(path)
+        app_settings.add_recent(self.settings, "models", str(path))
+        self._status_message(f"model {Path(path).name} will embed the next gallery you index")
+
+    def choose_evaluation_output(self) -> None:
+        if self.state.session is None:
+            self.show_error("No session", "Open the demo or an index first.")
+            return
+        out = QFileDialog.getExistingDirectory(self, "Folder for the evaluation report (summary.md, curves, plots)")
+        if out:
+            self.evaluate(out)
+
+    def evaluate(self, out: str | Path, pairs: int = 10, **options: Any) -> int:
+        """Selectivity of every explainer on ``pairs`` similar + dissimilar pairs (as ``lfs-gui evaluate``)."""
+        from lfs_gui.app.jobs import evaluate_job
+
+        session = self.state.session
+        self.jobLabel.setText("evaluating the explainers…")
+        return self.build_channel.start(lambda: evaluate_job(session, out, pairs, **options))
 
     def _on_built(self, result: Any) -> None:
         if isinstance(result, Path) and (result / "index.json").is_file():
             self.open_index(result)
+        elif isinstance(result, Path) and (result / "summary.md").is_file():
+            self._status_message(f"evaluation written to {result}", result)
         else:  # a decoder file
             self.use_decoder(result)
 
