@@ -8,7 +8,7 @@ Measures, on the GUI thread's clock:
 * time to the first curve point and to the full curve (method, then random's reference);
 * the longest GUI-thread stall while a curve runs (a 5 ms QTimer probe), and while a curve and an
   index build (File ▸ Index a gallery, on a synthetic folder) run together;
-* resident memory with a 100k-image gallery (synthetic: hard links to one small JPEG, random
+* resident memory with a 100k-image gallery (synthetic: hard links to 100 small JPEGs, random
   128-d embeddings in a flat index), after scrolling its thumbnail grid.
 
 Usage: ``QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_app.py [--json out.json]``
@@ -125,14 +125,14 @@ def memory_100k(app: QApplication, n: int = 100_000, dim: int = 128) -> dict[str
 
     out: dict[str, float] = {"rss_before_100k_mb": rss_mb()}
     with tempfile.TemporaryDirectory(prefix="lfs-gui-bench-100k-") as tmp:
-        src = os.path.join(tmp, "src.jpg")
-        Image.new("RGB", (120, 90), (120, 160, 200)).save(src)
         items = []
         for i in range(n):
             cls = i % 100
             d = os.path.join(tmp, f"c{cls:03d}")
-            if i < 100:
+            src = os.path.join(d, "src.jpg")
+            if i < 100:  # one real JPEG per class, hard-linked (ext4 allows ~65k links per file)
                 os.makedirs(d)
+                Image.new("RGB", (120, 90), (120 + cls, 160, 200 - cls)).save(src)
             path = os.path.join(d, f"{i}.jpg")
             os.link(src, path)
             items.append(GalleryItem(Path(path), f"c{cls:03d}/{i}.jpg", cls, f"c{cls:03d}"))

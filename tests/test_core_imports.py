@@ -1,5 +1,6 @@
 """The core never imports Qt: importing every module outside ``lfs_gui.app`` leaves PySide6 out."""
 
+import os
 import subprocess
 import sys
 
@@ -27,3 +28,17 @@ def test_help_lists_only_registered_commands():
     assert "usage: lfs-gui" in res.stdout
     for command in ("app", "demo", "evaluate", "explain", "index", "query", "train-decoder"):
         assert f"    {command} " in res.stdout or f"    {command}\n" in res.stdout, command
+
+
+def test_window_modules_keep_torch_off_the_first_paint():
+    """The window paints before torch/faiss load (they load with the session, on a worker thread)."""
+    code = (
+        "import sys\n"
+        "import lfs_gui.app.main_window, lfs_gui.cli.cmd_app\n"
+        "heavy = sorted(m for m in ('torch', 'faiss', 'torchvision') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert res.returncode == 0, res.stderr

@@ -18,7 +18,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 
-from lfs_gui.data.embed import load_rgb
+from lfs_gui.data.images import load_rgb
 
 log = logging.getLogger(__name__)
 

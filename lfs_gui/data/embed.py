@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
 from ..jobs import Progress, atomic_path, run_generator
+from .images import load_rgb, upright_size  # noqa: F401 - re-exported: the decoder the model uses
 from ..models.base import EmbeddingModel, Preprocessing
 
 log = logging.getLogger(__name__)
@@ -47,46 +47,6 @@ class EmbedResult:
     def ok_paths(self, paths: Sequence[str | os.PathLike]) -> list[Path]:
         """The paths that have an embedding, in ``embeddings`` order."""
         return [Path(p) for p, good in zip(paths, self.ok) if good]
-
-
-def upright_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) of the image as :func:`load_rgb` returns it (EXIF rotation applied), read from
-    the header only."""
-    with Image.open(path) as im:
-        w, h = im.size
-        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            w, h = h, w
-        return w, h
-
-
-def load_rgb(path: str | os.PathLike, draft: int | None = None) -> Image.Image:
-    """Decode ``path`` to an 8-bit RGB image (EXIF-upright); raises on undecodable files.
-
-    Alpha is composited onto white; 16/32-bit integer and float greyscale are rescaled, not clipped.
-    ``draft`` lets JPEG decoding shrink by a power of two to about that size (for display only).
-    """
-    with Image.open(path) as im:
-        if draft:
-            im.draft("RGB", (draft, draft))
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        mode = im.mode
-        if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-            arr = np.asarray(im, dtype=np.float64)
-            hi = float(arr.max()) if arr.size else 0.0
-            if mode == "F" and hi <= 1.0:
-                arr = arr * 255.0
-            elif hi > 255.0:
-                arr = arr / (65535.0 if hi <= 65535.0 else hi) * 255.0
-            im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
-        elif mode == "P" and "transparency" in im.info:
-            im = im.convert("RGBA")
-        if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-            rgba = im.convert("RGBA")
-            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            bg.alpha_composite(rgba)
-            im = bg
-        return im.convert("RGB")
 
 
 class _ImageFiles(Dataset):

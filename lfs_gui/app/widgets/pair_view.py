@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from lfs_gui.app.state import AppState, ViewSettings
 from lfs_gui.app.thumbnails import array_to_qimage, pil_to_qimage
 from lfs_gui.app.widgets.controls import ExplainControls
-from lfs_gui.data.embed import load_rgb, upright_size
+from lfs_gui.data.images import load_rgb, upright_size
 
 log = logging.getLogger(__name__)
 
