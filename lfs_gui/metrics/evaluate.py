@@ -32,6 +32,7 @@ from PIL import Image
 from lfs_gui.explain.base import Explainer, ExplainerUnavailable, PairInput
 from lfs_gui.explain.registry import EXPLAINERS, available_methods, make_explainer
 from lfs_gui.jobs import Progress
+from lfs_gui.data.images import load_rgb
 from lfs_gui.index.recall import suggest_xi1
 from lfs_gui.metrics.auc import mean_ci95
 from lfs_gui.metrics.selectivity import Selectivity
@@ -165,6 +166,7 @@ class Evaluation:
     def settings(self) -> dict[str, Any]:
         sel = next(iter(self.selectivity.values())).settings() if self.selectivity else {}
         sel.pop("perturbation", None)
+        sel["seed"] = f"seed + pair number ({self.seed} + n): every method sees the same noise on a pair"
         return {"xi1": self.xi1, "seed": self.seed, "n_pairs": self.n_pairs, "perturbations": self.perturbations,
                 "selectivity": sel, "methods": {n: e.settings() for n, e in self.explainers.items()},
                 "skipped": self.skipped, "model": getattr(self.model, "name", ""), "n_images": len(self.images)}
@@ -173,8 +175,7 @@ class Evaluation:
         if k not in self._tensors:
             img = self.images[k]
             if not isinstance(img, Image.Image):
-                with Image.open(img) as im:
-                    img = im.convert("RGB")
+                img = load_rgb(img)  # as the embedder decoded it (EXIF-upright, alpha on white)
             self._tensors[k] = self.model.preprocessing.to_tensor(img).unsqueeze(0)
         return self._tensors[k]
 
