@@ -88,6 +88,23 @@ def test_shutdown_stops_a_running_job(qtbot):
     assert closed == ["closed"]
 
 
+def test_a_job_that_outlives_shutdown_is_reaped_on_the_gui_thread(qtbot):
+    """A job stuck between cancel points past the shutdown timeout is left to finish on its own; once
+    it has, the GUI thread forgets it (no QThread destroyed while running, nothing kept alive)."""
+    from lfs_gui.app import workers
+
+    def stuck():
+        time.sleep(0.6)  # no yield: cannot be cancelled meanwhile
+        yield 1
+
+    ch = JobChannel("t")
+    ch.start(stuck)
+    qtbot.wait(50)
+    assert ch.shutdown(50) is False
+    assert len(workers._ORPHANS) == 1 and ch.running_threads() == 0
+    qtbot.waitUntil(lambda: not workers._ORPHANS, timeout=5000)
+
+
 # --------------------------------------------------------------------------------------------------
 # The window on the embedded demo
 # --------------------------------------------------------------------------------------------------
@@ -407,6 +424,9 @@ def test_open_model_then_index_and_evaluate_from_the_menu(qtbot, window, tmp_pat
     assert side["dim"] == 8 and side["model"]["source"] == str(model_file)
 
     with qtbot.waitSignal(window.build_channel.done, timeout=120000):
-        window.evaluate(tmp_path / "report", pairs=1, methods=["explainlfs", "random"], perturbations=("fill",))
+        assert window.evaluate(tmp_path / "report", pairs=1, methods=["explainlfs", "random"], perturbations=("fill",))
+        assert window.train_decoder(tmp_path / "d.pt") is None  # refused while the evaluation runs
+    assert "still running" in window.last_error
     text = (tmp_path / "report" / "summary.md").read_text()
     assert "explainlfs" in text and "random" in text and "Partial" not in text
+    assert json.loads((tmp_path / "report" / "settings.json").read_text())["xi1"] == window.state.explain.xi1

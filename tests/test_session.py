@@ -131,6 +131,9 @@ def test_suggest_xi1_separates_classes():
     off = ~np.eye(40, dtype=bool)
     assert (sims[same & off] > xi).mean() > 0.9 and (sims[~same] <= xi).mean() > 0.9
     assert suggest_xi1(x, -np.ones(40, int)) == 0.3
+    partly = labels.copy()
+    partly[::7] = -1  # unlabelled items are left out, not a reason to give up
+    assert suggest_xi1(x, partly) == pytest.approx(xi, abs=0.05)
 
 
 def test_slow_method_streams_progress_and_can_be_stopped(built):

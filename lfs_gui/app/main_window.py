@@ -1,6 +1,6 @@
 """The main window: composes the panels, the menus, the status bar and the long jobs.
 
-Layout (see DESIGN.md): gallery on the left; on the right the query and the retrievals on top, the
+Layout (see docs/DESIGN.md): gallery on the left; on the right the query and the retrievals on top, the
 explained pair in the middle and the curves at the bottom. Opening a session (the demo or a saved
 index) runs in the ``session`` job channel after the window has painted, so torch is never imported on
 the GUI thread before the first paint. Long jobs show a progress bar and a cancel button in the status

@@ -33,14 +33,25 @@ class WindowActions:
             self.settings.setValue("build/dir", out)
             self.build_index(gallery, Path(out) / default.name)
 
-    def build_index(self, gallery: str | Path, out: str | Path, model: str | Path | None = None) -> int:
+    def build_index(self, gallery: str | Path, out: str | Path, model: str | Path | None = None) -> int | None:
         """Index ``gallery`` into ``out`` in the background, then open it. The model is ``model``, else the
         one chosen with *Open model…*, else the demo model."""
         from lfs_gui.app.jobs import build_index_job
 
         model = model if model is not None else getattr(self, "model_path", None)
+        if self._build_busy():
+            return None
         self.jobLabel.setText(f"indexing {Path(gallery).name}…")
         return self.build_channel.start(lambda g=str(gallery), o=str(out), m=model: build_index_job(g, o, m))
+
+    def _build_busy(self) -> bool:
+        """Index builds, decoder training and evaluations run one at a time: a second request must not
+        silently cancel the first (a cancelled build leaves no index)."""
+        if self.build_channel.is_busy():
+            self.show_error("A long job is running",
+                            f"{self.jobLabel.text() or 'A job'} is still running; wait for it or press Cancel first.")
+            return True
+        return False
 
     def choose_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -64,11 +75,18 @@ class WindowActions:
         if out:
             self.evaluate(out)
 
-    def evaluate(self, out: str | Path, pairs: int = 10, **options: Any) -> int:
-        """Selectivity of every explainer on ``pairs`` similar + dissimilar pairs (as ``lfs-gui evaluate``)."""
+    def evaluate(self, out: str | Path, pairs: int = 10, **options: Any) -> int | None:
+        """Selectivity of every explainer on ``pairs`` similar + dissimilar pairs, with the window's ξ1.
+
+        The same computation as ``lfs-gui evaluate`` with interactive defaults: 10 pairs of each type,
+        noise and fill, rise-sim at 100 masks (the CLI: 20 pairs, noise, 500 masks).
+        """
         from lfs_gui.app.jobs import evaluate_job
 
         session = self.state.session
+        if self._build_busy():
+            return None
+        options.setdefault("xi1", self.state.explain.xi1)
         self.jobLabel.setText("evaluating the explainers…")
         return self.build_channel.start(lambda: evaluate_job(session, out, pairs, **options))
 
@@ -88,10 +106,12 @@ class WindowActions:
         if path:
             self.train_decoder(path)
 
-    def train_decoder(self, out: str | Path, kind: str = "dense", epochs: int = 60) -> int:
+    def train_decoder(self, out: str | Path, kind: str = "dense", epochs: int = 60) -> int | None:
         from lfs_gui.app.jobs import train_decoder_job
 
         session = self.state.session
+        if self._build_busy():
+            return None
         self.jobLabel.setText("training a decoder…")
         return self.build_channel.start(lambda: train_decoder_job(session, out, kind, epochs))
 

@@ -180,6 +180,8 @@ class JobChannel(QObject):
                 _ORPHANS.add(thread)
                 # Drop the last reference on the GUI thread (queued), never on the finishing thread itself.
                 thread.finished.connect(_reaper().discard)
+                if thread.isFinished():  # finished between wait() and connect(): nothing will be delivered
+                    _ORPHANS.discard(thread)
                 self._threads.discard(thread)
                 ok = False
         self._reap_finished()

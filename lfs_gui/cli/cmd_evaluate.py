@@ -3,8 +3,8 @@
 Samples N similar and N dissimilar pairs (seeded; similar = same class and cosine > ξ1 when the
 gallery has labels), explains each with every method (default: all available for the index's
 model and decoder), scores every map with a pixel-flipping curve per ``--perturbation``, and writes
-``summary.csv``, ``summary.md``, ``curves.csv``, ``mean_curves_<perturbation>.png/.svg`` and
-``settings.json`` into DIR (see :mod:`lfs_gui.metrics.report`). Ctrl-C writes what is finished.
+``summary.csv``, ``summary.md``, ``paired.csv``, ``curves.csv``,
+``mean_curves_<perturbation>.png/.svg`` and ``settings.json`` into DIR (see :mod:`lfs_gui.metrics.report`). Ctrl-C writes what is finished.
 """
 
 from __future__ import annotations

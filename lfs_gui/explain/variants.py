@@ -1,4 +1,4 @@
-"""Variants of ExplainLFS that address the scale problems measured in ``shared/FINDINGS.md``.
+"""Variants of ExplainLFS that address the scale problems measured in ``docs/FINDINGS.md``.
 
 The published method (:mod:`lfs_gui.explain.explainlfs`, registered as ``explainlfs``) is kept
 unchanged; these have their own names. All use the paper's relevance R (Eq. 2–3) and perturb both

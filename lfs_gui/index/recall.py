@@ -132,15 +132,16 @@ def suggest_xi1(emb: np.ndarray, labels: Sequence[int | None] | np.ndarray | Non
     """The similar/dissimilar threshold ξ1 for a model: the cosine that best separates same-class from
     different-class pairs of a labelled gallery (maximum balanced accuracy, on ≤ ``max_items`` items).
 
-    The paper's 0.3 is FaceNet's; other models need their own (``shared/FINDINGS.md``). Returns 0.3
-    when the gallery is unlabelled (or has a single class).
+    The paper's 0.3 is FaceNet's; other models need their own (a prototype on the demo's images
+    measured ~0.34 for raw EfficientNet features). Unlabelled items (``None`` or < 0) take no part;
+    returns 0.3 when fewer than 3 items are labelled or all share one class.
     """
     if labels is None:
         return 0.3
     labels = np.array([-1 if v is None else v for v in labels], dtype=np.int64)
-    if len(emb) < 3 or (labels < 0).any():
+    idx = np.flatnonzero(labels >= 0)  # unlabelled items take no part
+    if len(idx) < 3:
         return 0.3
-    idx = np.arange(len(emb))
     if len(idx) > max_items:
         idx = np.random.default_rng(seed).choice(idx, max_items, replace=False)
     x, lab = np.asarray(emb[idx], np.float64), labels[idx]

@@ -169,7 +169,8 @@ class Evaluation:
         sel["seed"] = f"seed + pair number ({self.seed} + n): every method sees the same noise on a pair"
         return {"xi1": self.xi1, "seed": self.seed, "n_pairs": self.n_pairs, "perturbations": self.perturbations,
                 "selectivity": sel, "methods": {n: e.settings() for n, e in self.explainers.items()},
-                "skipped": self.skipped, "model": getattr(self.model, "name", ""), "n_images": len(self.images)}
+                "skipped": self.skipped, "model": getattr(self.model, "name", ""), "n_images": len(self.images),
+                "decoder": getattr(self.decoder, "source", None) if self.decoder is not None else None}
 
     def _tensor(self, k: int) -> torch.Tensor:
         if k not in self._tensors:
@@ -227,9 +228,10 @@ def summarize(records: Sequence[CurveRecord]) -> list[dict[str, Any]]:
         groups.setdefault((r.method, r.pair_type, r.perturbation), []).append(r)
     rows = []
     for (method, ptype, pert), rs in groups.items():
-        m, ci = mean_ci95([r.auc for r in rs])
+        finite = [r.auc for r in rs if np.isfinite(r.auc)]  # a similar pair with sim_0 <= 0.05 has no ratio
+        m, ci = mean_ci95(finite)
         rows.append({
-            "method": method, "pair_type": ptype, "n": len(rs), "auc_mean": m, "auc_ci95": ci,
+            "method": method, "pair_type": ptype, "n": len(finite), "auc_mean": m, "auc_ci95": ci,
             "ms_per_explanation": float(np.mean([r.ms for r in rs])),
             "model_calls": float(np.mean([r.model_calls for r in rs])),
             "perturbation": pert, "direction": "lower" if rs[0].lower_is_better else "higher",

@@ -1,13 +1,16 @@
-"""Writing an evaluation: ``summary.csv``, ``summary.md``, ``curves.csv``, mean-curve PNG/SVG, settings.
+"""Writing an evaluation: summaries, the paired comparison, curves, mean-curve PNG/SVG, settings.
 
 Files (all written atomically, so a partial run leaves complete files):
 
 * ``summary.csv`` — ``method, pair_type, n, auc_mean, auc_ci95, ms_per_explanation, model_calls``
   then ``perturbation, direction, decoder_calls, auc_sim_mean``;
-* ``summary.md`` — the same as a Markdown table, with the score directions spelled out;
-* ``curves.csv`` — long format, one row per method × pair × perturbation × step;
-* ``mean_curves_<perturbation>.png`` / ``.svg`` — mean sim_k/sim_0 per method with a 95 % band,
-  similar and dissimilar pairs side by side (matplotlib, Agg backend, no Qt);
+* ``summary.md`` — the same as a Markdown table, with the score directions spelled out, then the
+  paired comparison against ``random``;
+* ``paired.csv`` — each method against ``random`` on the same pairs: mean AUC difference ± 95 % CI
+  and the fraction of pairs where it scored better;
+* ``curves.csv`` — long format, one row per method × pair × perturbation × step (sim, ratio, value);
+* ``mean_curves_<perturbation>.png`` / ``.svg`` — the mean scored curve per method with a 95 % band:
+  sim_k/sim_0 for similar pairs, sim_k − sim_0 for dissimilar ones (matplotlib Agg canvas, no Qt);
 * ``settings.json`` — everything needed to rerun it.
 """
 
@@ -178,8 +181,9 @@ def write_report(records: Sequence[CurveRecord], out_dir: str | Path, settings: 
     head += ("AUC = trapezoid area over steps 0..K, divided by K. "
              "Similar pairs: area under sim_k/sim_0 (a flat curve gives 1); deletion should lower the similarity "
              "(lower AUC is better). Dissimilar pairs: both images perturbed at the same superpixels; area under the "
-             "gain sim_k − sim_0 (flat = 0), since sim_0 is near zero or negative for most dissimilar pairs and the "
-             "ratio is undefined there; the similarity should rise (higher is better).\n\n")
+             "gain sim_k − sim_0 (flat = 0): sim_0 is often near zero or negative for dissimilar pairs, where the "
+             "ratio is undefined, and elsewhere it is not comparable across pairs; the similarity should rise "
+             "(higher is better).\n\n")
     paired = paired_vs_random(aucs_from_records(records))
     body = head + markdown_table(rows)
     if paired:

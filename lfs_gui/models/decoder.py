@@ -5,7 +5,7 @@ Two architectures:
 * :class:`DenseDecoder` — the paper's decoder (Bello et al. 2024, §3.1, Fig. 3): one dense layer
   N -> 3·S·S with no hidden layer (S = 40 in the paper), output squashed to [0, 1] by a sigmoid
   (or clamped). For a clamped dense decoder ExplainLFS' heat is image-independent
-  (|W·R·p|, see ../shared/FINDINGS.md); the sigmoid makes it depend on the image through saturation.
+  (|W·R·p|, see docs/FINDINGS.md); the sigmoid makes it depend on the image through saturation.
 * :class:`ConvDecoder` — a small DCGAN-style upsampling decoder (dense -> 4×4 map -> transposed
   convolutions) that reconstructs better at 64 px with fewer parameters than a dense layer.
 

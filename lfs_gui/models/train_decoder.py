@@ -2,7 +2,7 @@
 
 The target image is what the model sees — ``Preprocessing.resize_crop`` of the original — scaled
 to S×S, so the decoder's output (and so every heat map) lives in the model-input frame
-(docs: DESIGN "Coordinates"). The loss is the paper's Eq. 1, Σ‖x − g(h)‖² per image, averaged over
+(docs/DESIGN.md, "Coordinates"). The loss is the paper's Eq. 1, Σ‖x − g(h)‖² per image, averaged over
 the batch; reports give the per-pixel MSE, for training and a held-out validation split.
 
 Training is a generator (``iter_train_decoder``): it yields an :class:`EpochReport` per epoch

@@ -133,7 +133,12 @@ class CurvesPanel(QTabWidget):
             return
         auc = curve_auc(curve)
         base = self.method if tag == "method" else "random"
-        s.rename(self.plot, f"{base}  AUC {auc:.3f}" if auc is not None else base)
+        if auc is None:
+            s.rename(self.plot, base)
+        elif auc != auc:  # NaN: a similar pair starting at sim_0 <= 0.05 has no ratio curve
+            s.rename(self.plot, f"{base}  AUC n/a (sim_0 ≤ 0.05)")
+        else:
+            s.rename(self.plot, f"{base}  AUC {auc:.3f}")
 
     def point_count(self, tag: str = "method") -> int:
         """Points currently drawn for ``tag`` (read from the plot item itself)."""
