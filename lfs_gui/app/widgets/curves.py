@@ -59,37 +59,16 @@ class CurvesPanel(QTabWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("curveTabs")
-        self.plotWidget = pg.PlotWidget()
-        self.plotWidget.setObjectName("curvePlot")
+        self.plotWidget, self.status = self._add_page(
+            "Pixel flipping", "curvePlot", "curveStatus", "step (superpixels flipped, most relevant first)", "sim_k / sim_0", ""
+        )
         self.plot: pg.PlotItem = self.plotWidget.getPlotItem()
         self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#bbbbbb"))
-        self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.plot.setLabel("bottom", "step (superpixels flipped, most relevant first)")
-        self.plot.setLabel("left", "sim_k / sim_0")
-        self.status = QLabel("", objectName="curveStatus")
-        # Text changes every point: a fixed-size label repaints itself only, never relayouts the window.
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        page = QWidget()
-        lay = QVBoxLayout(page)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.plotWidget, 1)
-        lay.addWidget(self.status)
-        self.addTab(page, "Pixel flipping")
-
-        self.contWidget = pg.PlotWidget()
-        self.contWidget.setObjectName("continuityPlot")
+        self.contWidget, self.contStatus = self._add_page(
+            "Continuity", "continuityPlot", "continuityStatus", "step", "heat-map difference",
+            "Open this tab to compute the continuity of the current method.",
+        )
         self.cont: pg.PlotItem = self.contWidget.getPlotItem()
-        self.cont.showGrid(x=True, y=True, alpha=0.25)
-        self.cont.setLabel("bottom", "step")
-        self.cont.setLabel("left", "heat-map difference")
-        self.contStatus = QLabel("Open this tab to compute the continuity of the current method.", objectName="continuityStatus")
-        self.contStatus.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        page2 = QWidget()
-        lay2 = QVBoxLayout(page2)
-        lay2.setContentsMargins(0, 0, 0, 0)
-        lay2.addWidget(self.contWidget, 1)
-        lay2.addWidget(self.contStatus)
-        self.addTab(page2, "Continuity")
 
         # pyqtgraph creates its context menus without a parent; tie them to this panel's lifetime.
         for item in (self.plot, self.cont):
@@ -99,6 +78,26 @@ class CurvesPanel(QTabWidget):
         self.steps = 0
         self.method = ""
         self.continuity: _Series | None = None
+
+    def _add_page(self, title: str, plot_name: str, status_name: str, x_label: str, y_label: str,
+                  message: str) -> tuple[pg.PlotWidget, QLabel]:
+        """A tab with a plot over a one-line status label."""
+        widget = pg.PlotWidget()
+        widget.setObjectName(plot_name)
+        item = widget.getPlotItem()
+        item.showGrid(x=True, y=True, alpha=0.25)
+        item.setLabel("bottom", x_label)
+        item.setLabel("left", y_label)
+        status = QLabel(message, objectName=status_name)
+        # Text changes every point: a fixed-size label repaints itself only, never relayouts the window.
+        status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(widget, 1)
+        lay.addWidget(status)
+        self.addTab(page, title)
+        return widget, status
 
     # -- pixel flipping -------------------------------------------------------------------------
     def reset(self, method: str | None = None, steps: int = 0, message: str = "") -> None:
