@@ -14,15 +14,19 @@ from lfs_gui.jobs import Progress
 
 
 def build_index_job(gallery_path: str | Path, out: str | Path, model_path: str | Path | None = None,
-                    trust_checkpoint: bool = False) -> Generator[Any, None, Path]:
-    """Embed a gallery, build its index and train its decoder; returns the index folder."""
+                    trust_checkpoint: bool = False, demo_model: Any = None) -> Generator[Any, None, Path]:
+    """Embed a gallery, build its index and train its decoder; returns the index folder.
+
+    ``demo_model``: the already-loaded demo model, reused when ``model_path`` is None (building a
+    second copy is Python-heavy and would hold the GIL, stalling the window).
+    """
     from lfs_gui.build import iter_build_index
     from lfs_gui.data.galleries import open_gallery
     from lfs_gui.models.loader import load_demo_model, load_model
 
     yield Progress(0, 1, "loading the model")
     if model_path is None:
-        model, info = load_demo_model(), {"demo": True, "source": "lfs_gui:demo"}
+        model, info = demo_model or load_demo_model(), {"demo": True, "source": "lfs_gui:demo"}
     else:
         model, info = load_model(model_path, trust_checkpoint=trust_checkpoint), None
     gallery = open_gallery(gallery_path)
@@ -70,3 +74,21 @@ def evaluate_job(session: Any, out: str | Path, pairs: int = 10, perturbations: 
     finally:  # cancelled (GeneratorExit) or failed: keep what is finished
         write_report(ev.records, out, {**ev.settings(), "index": session.name}, complete=complete)
     return Path(out)
+
+
+def warm_up() -> None:
+    """Import, on a worker thread, what the long jobs will need.
+
+    A first import holds the GIL for tens to hundreds of milliseconds. Done in the middle of an index
+    build, it froze the window for up to ~200 ms. Done here, while a session opens, it costs nothing
+    visible.
+    """
+    import torch
+
+    import lfs_gui.build  # noqa: F401
+    import lfs_gui.explain.registry  # noqa: F401
+    import lfs_gui.metrics.evaluate  # noqa: F401
+    import lfs_gui.metrics.selectivity  # noqa: F401
+    import lfs_gui.models.train_decoder  # noqa: F401
+
+    torch.optim.Adamax(torch.nn.Linear(1, 1).parameters())  # the optimiser's lazy set-up

@@ -50,6 +50,13 @@ def _open_index(path: str, **options: Any) -> Generator[Any, None, Any]:
     return (yield from Session.iter_open_index(path, **options))
 
 
+def _warm_up() -> Generator[Any, None, None]:
+    from lfs_gui.app.jobs import warm_up
+
+    warm_up()
+    yield None
+
+
 class MainWindow(WindowActions, QMainWindow):
     """The lfs-gui window. ``open_demo()`` / ``open_index(path)`` load a session in the background."""
 
@@ -98,6 +105,8 @@ class MainWindow(WindowActions, QMainWindow):
         self.export_channel = JobChannel("export", self)
         self.embed_channel = JobChannel("embed", self)
         self.build_channel = JobChannel("build", self)
+        self.warm_channel = JobChannel("warm", self)
+        self._warmed = False
         self._job_labels: dict[JobChannel, str] = {}
         for ch in self._channels():
             ch.item.connect(self._on_job_progress)
@@ -231,6 +240,9 @@ class MainWindow(WindowActions, QMainWindow):
         self.thumbs.clear()
         self.state.set_session(session)
         self.sessionReady.emit(session)
+        if not self._warmed:  # first imports for the long jobs, off the GUI thread (see app.jobs.warm_up)
+            self._warmed = True
+            self.warm_channel.start(_warm_up)
 
     def _on_session(self, session: Any) -> None:
         if session is None:
@@ -315,7 +327,7 @@ class MainWindow(WindowActions, QMainWindow):
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
-        for ch in self._channels():
+        for ch in (*self._channels(), self.warm_channel):
             ch.shutdown(60000)
         self.thumbs.close()
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -42,7 +42,11 @@ class WindowActions:
         if self._build_busy():
             return None
         self.jobLabel.setText(f"indexing {Path(gallery).name}…")
-        return self.build_channel.start(lambda g=str(gallery), o=str(out), m=model: build_index_job(g, o, m))
+        session = self.state.session
+        demo = session.model if session is not None and session.model_info.get("demo") and session.model_loaded else None
+        return self.build_channel.start(
+            lambda g=str(gallery), o=str(out), m=model: build_index_job(g, o, m, demo_model=demo)
+        )
 
     def _build_busy(self) -> bool:
         """Index builds, decoder training and evaluations run one at a time: a second request must not
