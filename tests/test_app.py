@@ -419,9 +419,10 @@ def test_open_model_then_index_and_evaluate_from_the_menu(qtbot, window, tmp_pat
             Image.new("RGB", (40, 30), (60 + 90 * c, 20 * i, 90)).save(root / f"c{c}" / f"{i}.png")
     window.use_model(model_file)
     with qtbot.waitSignal(window.sessionReady, timeout=120000):
-        window.build_index(root, tmp_path / "idx")
+        window.build_index(root, tmp_path / "idx", split="all", decoder_kind="conv")
     side = json.loads((tmp_path / "idx" / "index.json").read_text())
     assert side["dim"] == 8 and side["model"]["source"] == str(model_file)
+    assert window.state.session.decoder.kind == "conv"
 
     with qtbot.waitSignal(window.build_channel.done, timeout=120000):
         assert window.evaluate(tmp_path / "report", pairs=1, methods=["explainlfs", "random"], perturbations=("fill",))
@@ -430,3 +431,23 @@ def test_open_model_then_index_and_evaluate_from_the_menu(qtbot, window, tmp_pat
     text = (tmp_path / "report" / "summary.md").read_text()
     assert "explainlfs" in text and "random" in text and "Partial" not in text
     assert json.loads((tmp_path / "report" / "settings.json").read_text())["xi1"] == window.state.explain.xi1
+
+
+def test_job_option_dialogs_give_the_job_settings(qtbot):
+    from lfs_gui.app.widgets.job_options import EvaluationOptions, IndexOptions
+
+    ev = EvaluationOptions()
+    qtbot.addWidget(ev)
+    assert ev.options() == {"pairs": 10, "perturbations": ("noise", "fill"), "method_settings": {"rise-sim": {"n_masks": 100}}}
+    ev.pairs.setValue(3)
+    ev.perturbations["noise"].setChecked(False)
+    ev.perturbations["fill"].setChecked(False)
+    ev.perturbations["blur"].setChecked(True)
+    ev.masks.setValue(250)
+    assert ev.options() == {"pairs": 3, "perturbations": ("blur",), "method_settings": {"rise-sim": {"n_masks": 250}}}
+    ix = IndexOptions()
+    qtbot.addWidget(ix)
+    assert ix.options() == {"split": None, "decoder_kind": "dense"}
+    ix.split.setCurrentIndex(ix.split.findData("train"))
+    ix.decoder.setCurrentIndex(ix.decoder.findData("conv"))
+    assert ix.options() == {"split": "train", "decoder_kind": "conv"}

@@ -14,7 +14,8 @@ from lfs_gui.jobs import Progress
 
 
 def build_index_job(gallery_path: str | Path, out: str | Path, model_path: str | Path | None = None,
-                    trust_checkpoint: bool = False, demo_model: Any = None) -> Generator[Any, None, Path]:
+                    trust_checkpoint: bool = False, demo_model: Any = None, split: str | None = None,
+                    decoder_kind: str = "dense") -> Generator[Any, None, Path]:
     """Embed a gallery, build its index and train its decoder; returns the index folder.
 
     ``demo_model``: the already-loaded demo model, reused when ``model_path`` is None (building a
@@ -29,8 +30,8 @@ def build_index_job(gallery_path: str | Path, out: str | Path, model_path: str |
         model, info = demo_model or load_demo_model(), {"demo": True, "source": "lfs_gui:demo"}
     else:
         model, info = load_model(model_path, trust_checkpoint=trust_checkpoint), None
-    gallery = open_gallery(gallery_path)
-    report = yield from iter_build_index(gallery, model, out, model_info=info)
+    gallery = open_gallery(gallery_path, split=split)
+    report = yield from iter_build_index(gallery, model, out, model_info=info, decoder_kind=decoder_kind)
     return report.folder
 
 

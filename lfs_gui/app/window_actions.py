@@ -29,11 +29,17 @@ class WindowActions:
             return
         default = Path(str(self.settings.value("build/dir", str(Path.home())))) / f"{Path(gallery).name}-index"
         out = QFileDialog.getExistingDirectory(self, "Folder for the new index (created if needed)", str(default.parent))
-        if out:
-            self.settings.setValue("build/dir", out)
-            self.build_index(gallery, Path(out) / default.name)
+        if not out:
+            return
+        from lfs_gui.app.widgets.job_options import IndexOptions
 
-    def build_index(self, gallery: str | Path, out: str | Path, model: str | Path | None = None) -> int | None:
+        dialog = IndexOptions(self)
+        if dialog.exec():
+            self.settings.setValue("build/dir", out)
+            self.build_index(gallery, Path(out) / default.name, **dialog.options())
+
+    def build_index(self, gallery: str | Path, out: str | Path, model: str | Path | None = None,
+                    **options: Any) -> int | None:
         """Index ``gallery`` into ``out`` in the background, then open it. The model is ``model``, else the
         one chosen with *Open model…*, else the demo model."""
         from lfs_gui.app.jobs import build_index_job
@@ -45,7 +51,7 @@ class WindowActions:
         session = self.state.session
         demo = session.model if session is not None and session.model_info.get("demo") and session.model_loaded else None
         return self.build_channel.start(
-            lambda g=str(gallery), o=str(out), m=model: build_index_job(g, o, m, demo_model=demo)
+            lambda g=str(gallery), o=str(out), m=model: build_index_job(g, o, m, demo_model=demo, **options)
         )
 
     def _build_busy(self) -> bool:
@@ -76,8 +82,13 @@ class WindowActions:
             self.show_error("No session", "Open the demo or an index first.")
             return
         out = QFileDialog.getExistingDirectory(self, "Folder for the evaluation report (summary.md, curves, plots)")
-        if out:
-            self.evaluate(out)
+        if not out:
+            return
+        from lfs_gui.app.widgets.job_options import EvaluationOptions
+
+        dialog = EvaluationOptions(self)
+        if dialog.exec():
+            self.evaluate(out, **dialog.options())
 
     def evaluate(self, out: str | Path, pairs: int = 10, **options: Any) -> int | None:
         """Selectivity of every explainer on ``pairs`` similar + dissimilar pairs, with the window's ξ1.
