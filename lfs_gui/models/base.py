@@ -194,6 +194,23 @@ class EmbeddingModel(ABC):
         }
 
 
+class PooledHeadEmbedder(EmbeddingModel):
+    """For a ``module`` with ``features(x) -> (B, C, h, w)`` and a ``head`` that is an ``nn.Linear`` on
+    the pooled features (or ``nn.Identity``): features -> global average pooling -> head."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module.features(x)
+
+    def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.module.head(global_avg_pool(fmap))
+
+    def linear_head(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        head = self.module.head
+        if isinstance(head, torch.nn.Linear):
+            return head.weight.detach().clone(), None if head.bias is None else head.bias.detach().clone()
+        return torch.eye(self.dim), None  # identity head: the embedding is the pooled features
+
+
 def global_avg_pool(fmap: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) -> (B, C)."""
     return fmap.mean(dim=(2, 3))

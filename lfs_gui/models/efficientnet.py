@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from ..jobs import atomic_path
-from .base import EmbeddingModel, ModelLoadError, Preprocessing, check_finite, global_avg_pool
+from .base import ModelLoadError, PooledHeadEmbedder, Preprocessing, check_finite, global_avg_pool
 from .loader import prepare_module, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -81,21 +81,8 @@ class _EfficientNetEmbeddingNet(nn.Module):
         return self.head(global_avg_pool(self.features(x)))
 
 
-class EfficientNetLite0Embedder(EmbeddingModel):
+class EfficientNetLite0Embedder(PooledHeadEmbedder):
     """EfficientNet-Lite0 features -> GAP -> linear head (or identity), L2-normalised."""
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module.features(x)
-
-    def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.module.head(global_avg_pool(fmap))
-
-    def linear_head(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        head = self.module.head
-        if isinstance(head, nn.Linear):
-            b = None if head.bias is None else head.bias.detach().clone()
-            return head.weight.detach().clone(), b
-        return torch.eye(FEATURE_DIM), None
 
     def imagenet_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised input -> the backbone's 1000 ImageNet logits (sanity checks, not embeddings)."""

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import torchvision
 
 from ..jobs import atomic_path
-from .base import IMAGENET_MEAN, IMAGENET_STD, EmbeddingModel, ModelLoadError, Preprocessing, global_avg_pool
+from .base import IMAGENET_MEAN, IMAGENET_STD, ModelLoadError, PooledHeadEmbedder, Preprocessing, global_avg_pool
 from .loader import load_state_dict_strict, prepare_module, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -96,18 +96,8 @@ class TorchvisionEmbeddingNet(nn.Module):
         return self.head(global_avg_pool(self.features(x)))
 
 
-class TorchvisionEmbedder(EmbeddingModel):
+class TorchvisionEmbedder(PooledHeadEmbedder):
     """A torchvision backbone + linear head; features = last conv map."""
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module.features(x)
-
-    def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.module.head(global_avg_pool(fmap))
-
-    def linear_head(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.module.head
-        return h.weight.detach().clone(), h.bias.detach().clone()
 
 
 def _preprocessing_from_meta(meta: dict[str, Any]) -> Preprocessing:
