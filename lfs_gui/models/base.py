@@ -152,6 +152,21 @@ class EmbeddingModel(ABC):
         """
         return None
 
+    # -- where it runs (lfs_gui.device decides; checkpoints are read onto the CPU, then moved) ------
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters (CPU for a parameter-free module)."""
+        for t in self.module.parameters():
+            return t.device
+        for t in self.module.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> "EmbeddingModel":
+        """Move the model to ``device`` (in place; returns ``self``). Inputs must be moved by the caller."""
+        self.module.to(torch.device(device))
+        return self
+
     # -- embedding ---------------------------------------------------------------------------
     def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised input (B, 3, H, W) -> L2-normalised embedding (B, dim). Differentiable."""
