@@ -323,15 +323,26 @@ class Session:
             raise SessionError("the 'random' method is not registered")
         return (yield from self.iter_curve(query, target, ex, steps=steps, perturbation=perturbation, seed=seed, **kw))
 
-    def iter_continuity(self, query: Query, target: int, method: str = "explainlfs", steps: int = 20, xi1: float | None = None, **settings: Any):
-        """The paper's shift test for ``method`` on the target image (generator of ContinuityPoint)."""
+    def iter_continuity(self, query: Query, target: int, method: str = "explainlfs", steps: int = 20, xi1: float | None = None,
+                        mode: str = "pair", **settings: Any):
+        """The paper's shift test for ``method`` on the target image (generator of ContinuityPoint).
+
+        Prototype methods (EMSNN) get the gallery context: in ``mode="pair"`` both images of each
+        explained pair are the (shifted) target, so both carry its label; in ``"reference"`` mode the
+        query is image 1."""
         from lfs_gui.explain.registry import make_explainer
         from lfs_gui.metrics.continuity import Continuity
 
         xi1 = self.suggested_xi1() if xi1 is None else float(xi1)
         explainer = make_explainer(method, model=self.model, decoder=self.decoder, **method_settings(method, settings))
-        cont = Continuity(steps=steps, xi1=xi1)
-        return (yield from cont.iter_curve(explainer, self.model, self.input_tensor(target), reference=self.input_tensor(query)))
+        cont = Continuity(steps=steps, xi1=xi1, mode=mode)
+        ctx: dict[str, Any] = {}
+        if self.gallery.has_labels:
+            label2 = self.label_of(target)
+            ctx = {"gallery": self.embeddings, "gallery_labels": self._labels, "label2": label2,
+                   "label1": label2 if mode == "pair" else self.label_of(query)}
+        return (yield from cont.iter_curve(explainer, self.model, self.input_tensor(target),
+                                           reference=self.input_tensor(query), **ctx))
 
 
 def method_settings(method: str, settings: dict[str, Any]) -> dict[str, Any]:

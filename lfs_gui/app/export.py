@@ -16,6 +16,15 @@ FIGURE_SUFFIXES = {".png", ".svg", ".pdf"}
 DATA_SUFFIXES = {".csv", ".json"}
 
 
+def view_spec(state: AppState, **options: Any) -> Any:
+    """The figure's :class:`~lfs_gui.figures.ViewSpec` from what the window shows (colormap, opacity,
+    mask view) plus the export dialog's ``options`` (size, dpi)."""
+    from lfs_gui.figures import ViewSpec
+
+    v = state.view
+    return ViewSpec(cmap=v.cmap, opacity=v.opacity, mask_view=v.mask_only, **options)
+
+
 def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -> Callable[[], Generator[Any, None, str]]:
     """A factory for the export job; raises ``ValueError`` (shown to the user) when nothing fits."""
     session, query, target, expl = state.session, state.query, state.target, state.explanation
@@ -27,12 +36,12 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
             raise ValueError("Click a retrieval to open a pair first.")
         if suffix not in FIGURE_SUFFIXES:
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
-        curve = curves.get("method") if curves else None
+        spec = view_spec(state)
 
         def run() -> Generator[Any, None, str]:
             from lfs_gui import figures
 
-            figures.save_pair_figure(path, session, query.key, target, expl, curve=curve)
+            figures.save_pair_figure(path, figures.PairData.from_session(session, query.key, target, expl, curves), spec)
             return str(path)
             yield  # pragma: no cover
 
@@ -43,13 +52,12 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
         if suffix not in FIGURE_SUFFIXES:
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
         retrievals, method, settings = state.retrievals, state.explain.method, state.explain.kwargs()
+        spec = view_spec(state)
 
         def run() -> Generator[Any, None, str]:
             from lfs_gui import figures
 
-            figures.save_retrieval_sheet(path, session, query.key, retrievals, method, settings)
-            return str(path)
-            yield  # pragma: no cover
+            return str((yield from figures.iter_retrieval_sheet(path, session, query.key, retrievals, method, settings, spec)))
 
         return run
     if what == "curve":
@@ -58,13 +66,13 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
             raise ValueError("Wait for the pixel-flipping curve to finish first.")
         if suffix not in DATA_SUFFIXES:
             raise ValueError(f"{path.name}: use .csv or .json")
-        settings = dict(getattr(curve, "settings", {}) or {})
-        settings.update({"method": state.explain.method, **state.explain.kwargs()})
+        spec = view_spec(state)
 
         def run() -> Generator[Any, None, str]:
             from lfs_gui import figures
 
-            figures.save_curve_data(path, curve, settings)
+            data = figures.PairData.from_session(session, query.key, target, expl, curves)
+            figures.save_curve_data(path, data.curves, data.context(spec), labels={"method": state.explain.method})
             return str(path)
             yield  # pragma: no cover
 
