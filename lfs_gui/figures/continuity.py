@@ -10,8 +10,6 @@ can be recomputed. JSON: one object; CSV: ``# key: <JSON>`` header lines, then
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import textwrap
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lfs_gui.figures.curves import DATA_SUFFIXES, jsonable
+from lfs_gui.figures.datafile import dump_csv, number, parse_csv
 from lfs_gui.figures.output import check_figure_suffix, new_figure, write_figure
 from lfs_gui.figures.panels import inches_to_frac
 from lfs_gui.figures.spec import ViewSpec
@@ -58,19 +57,11 @@ def save_continuity_data(path: str | Path, curves: Mapping[str, Any], context: d
     if suffix == ".json":
         data = json.dumps(rec, indent=1, ensure_ascii=False) + "\n"
     else:
-        buf = io.StringIO()
-        buf.write("# lfs-gui continuity: settings as JSON in these lines, one row per method and step below\n")
-        for key, value in rec.items():
-            if key != "curves":
-                buf.write(f"# {key}: {json.dumps(value, ensure_ascii=False)}\n")
-        for name, c in rec["curves"].items():
-            buf.write(f"# curve.{name}: {json.dumps({'settings': c['settings'], 'mean_diff': c['mean_diff']}, ensure_ascii=False)}\n")
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["method", "step", "shift_px", "diff"])
-        for name, c in rec["curves"].items():
-            for s, dx, d in zip(c["steps"], c["shifts"], c["diffs"]):
-                w.writerow([name, s, dx, "" if d is None else repr(float(d))])
-        data = buf.getvalue()
+        heads = {n: {"settings": c["settings"], "mean_diff": c["mean_diff"]} for n, c in rec["curves"].items()}
+        rows = ([n, s, dx, None if d is None else repr(float(d))]
+                for n, c in rec["curves"].items() for s, dx, d in zip(c["steps"], c["shifts"], c["diffs"]))
+        data = dump_csv("lfs-gui continuity: settings as JSON in these lines, one row per method and step below",
+                        {k: v for k, v in rec.items() if k != "curves"}, heads, ["method", "step", "shift_px", "diff"], rows)
     atomic_write_bytes(path, data.encode("utf-8"))
     log.info("continuity data written to %s", path)
     return path
@@ -82,24 +73,13 @@ def load_continuity_data(path: str | Path) -> dict:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         return json.loads(text)
-    rec: dict[str, Any] = {"curves": {}}
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("# "):
-            key, sep, value = line[2:].partition(": ")
-            if not sep or " " in key:
-                continue
-            if key.startswith("curve."):
-                rec["curves"][key[len("curve."):]] = {**json.loads(value), "steps": [], "shifts": [], "diffs": []}
-            else:
-                rec[key] = json.loads(value)
-        elif line.strip():
-            rows.append(line)
-    for row in csv.DictReader(rows):
+    sections, heads, rows = parse_csv(text)
+    rec: dict[str, Any] = {**sections, "curves": {n: {**h, "steps": [], "shifts": [], "diffs": []} for n, h in heads.items()}}
+    for row in rows:
         c = rec["curves"].setdefault(row["method"], {"steps": [], "shifts": [], "diffs": []})
         c["steps"].append(int(row["step"]))
         c["shifts"].append(int(row["shift_px"]))
-        c["diffs"].append(float(row["diff"]) if row["diff"] else None)
+        c["diffs"].append(number(row["diff"]))
     return rec
 
 

@@ -14,8 +14,6 @@ reads either back into the JSON form. Qt-free; nothing here touches pyplot's glo
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -25,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from lfs_gui.figures.datafile import dump_csv, number, parse_csv
 from lfs_gui.jobs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -116,23 +115,15 @@ def save_curve_data(path: str | Path, curves: Any, context: dict | None = None,
         raise ValueError(f"{path}: unsupported curve data format {suffix or '(none)'!r}; use one of {', '.join(DATA_SUFFIXES)}")
     rec = curves_record(curves, context, labels)
     if suffix == ".json":
-        data = (json.dumps(rec, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+        text = json.dumps(rec, indent=1, ensure_ascii=False) + "\n"
     else:
-        buf = io.StringIO()
-        buf.write("# lfs-gui pixel-flipping curves: settings as JSON in these lines, one row per curve and step below\n")
-        for key, value in rec.items():
-            if key != "curves":
-                buf.write(f"# {key}: {json.dumps(value, ensure_ascii=False)}\n")
         points = ("steps", "sims", "ratios", "values")
-        for role, c in rec["curves"].items():
-            head = {k: v for k, v in c.items() if k not in points}
-            buf.write(f"# curve.{role}: {json.dumps(head, ensure_ascii=False)}\n")
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["curve", "step", "sim", "ratio", "value"])
-        for role, c in rec["curves"].items():
-            for s, y, r, v in zip(*(c[k] for k in points)):
-                w.writerow([role, s] + ["" if x is None else repr(float(x)) for x in (y, r, v)])
-        data = buf.getvalue().encode("utf-8")
+        heads = {role: {k: v for k, v in c.items() if k not in points} for role, c in rec["curves"].items()}
+        rows = ([role, s] + [None if x is None else repr(float(x)) for x in (y, r, v)]
+                for role, c in rec["curves"].items() for s, y, r, v in zip(*(c[k] for k in points)))
+        text = dump_csv("lfs-gui pixel-flipping curves: settings as JSON in these lines, one row per curve and step below",
+                        {k: v for k, v in rec.items() if k != "curves"}, heads, ["curve", "step", "sim", "ratio", "value"], rows)
+    data = text.encode("utf-8")
     atomic_write_bytes(path, data)
     log.info("curve data written to %s", path)
     return path
@@ -144,24 +135,15 @@ def load_curve_data(path: str | Path) -> dict:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         return json.loads(text)
-    rec: dict[str, Any] = {"curves": {}}
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("# "):
-            key, sep, value = line[2:].partition(": ")
-            if not sep or " " in key:
-                continue  # the explanatory first line
-            if key.startswith("curve."):
-                rec["curves"][key[len("curve."):]] = {**json.loads(value), "steps": [], "sims": [], "ratios": [], "values": []}
-            else:
-                rec[key] = json.loads(value)
-        elif line.strip():
-            rows.append(line)
-    for row in csv.DictReader(rows):
+    sections, heads, rows = parse_csv(text)
+    rec: dict[str, Any] = {**sections, "curves": {}}
+    for role, head in heads.items():
+        rec["curves"][role] = {**head, "steps": [], "sims": [], "ratios": [], "values": []}
+    for row in rows:
         c = rec["curves"].setdefault(row["curve"], {"steps": [], "sims": [], "ratios": [], "values": []})
         c["steps"].append(int(row["step"]))
         for col, key in (("sim", "sims"), ("ratio", "ratios"), ("value", "values")):
-            c[key].append(float(row[col]) if row[col] else None)
+            c[key].append(number(row[col]))
     return rec
 
 

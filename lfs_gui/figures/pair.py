@@ -170,7 +170,8 @@ def summary_line(data: PairData) -> tuple[str, str, str]:
     """(left text, decision word, its colour) for the line above the panels."""
     f = explanation_fields(data.explanation)
     xi1 = f["settings"].get("xi1")
-    left = f"{f['method']} · cosine similarity {f['similarity']:.3f} → "
+    sim = f"{f['similarity']:.3f}".replace("-", "−")
+    left = f"{f['method']} · cosine similarity {sim} → "
     word = ("SIMILAR" if f["similar"] else "DISSIMILAR") + (f" (ξ1 = {float(xi1):.2f})" if xi1 is not None else "")
     return left, word, SIMILAR_COLOR if f["similar"] else DISSIMILAR_COLOR
 
