@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli._common import (
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
+)
 from lfs_gui.cli._view_flags import add_view_arguments, view_spec
 
 NAME = "continuity"
@@ -43,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_device_arguments(parser, embedding=False)
     add_view_arguments(parser, heat=False)
 
 
@@ -89,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
 
     out, data_path = _check_args(args)
     spec = view_spec(args)
+    device_from_args(args)  # a device this machine lacks is an error now (the session itself runs on the CPU for now)
     per_method = parse_settings(args.settings)
     query = parse_query(args.query)
     session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
