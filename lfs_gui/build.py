@@ -21,6 +21,7 @@ from lfs_gui.data.galleries import Gallery
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.index.recall import retrieval_metrics
 from lfs_gui.index.sidecar import IndexMeta
+from lfs_gui.index.store import save_index
 from lfs_gui.jobs import Progress
 from lfs_gui.models.base import EmbeddingModel
 from lfs_gui.paths import user_cache_dir
@@ -128,7 +129,7 @@ def iter_build_index(
         report.decoder = {"file": str(folder / DECODER_FILE), **meta}
 
     meta = IndexMeta.from_gallery(kept, model.identity(), info, decoder_file=dec_ref)
-    index.save(folder, meta)
+    save_index(index, folder, meta)
     if kept.has_labels and len(kept) > 1:
         m = retrieval_metrics(res.embeddings, kept.labels_array())
         report.recall, report.map_at_r = dict(m.recall), float(m.map_at_r)

@@ -80,12 +80,11 @@ def iter_open_index(
     ``decoder``: a decoder file to use instead of the sidecar's, or ``False`` for none (e.g. to train a
     replacement for a broken one).
     """
-    from lfs_gui.index.faiss_index import EmbeddingIndex
-    from lfs_gui.index.store import index_dir
+    from lfs_gui.index.store import index_dir, load_index
 
     folder = index_dir(path)
     yield Progress(0, 3, f"loading index {folder}")
-    index = EmbeddingIndex.load(folder)
+    index = load_index(folder)
     meta = index.meta
     if gallery_root is not None:
         meta = replace(meta, gallery_root=str(gallery_root))
