@@ -18,11 +18,12 @@ import argparse
 
 import numpy as np
 
+from lfs_gui.data.images import open_image
 from lfs_gui.explain.explainlfs import relevance
 from lfs_gui.explain.resample import resize_map
 from lfs_gui.models.decoder import load_decoder
 from lfs_gui.models.train_decoder import decoder_target
-from lfs_gui.session import Session, open_image
+from lfs_gui.session import Session
 
 
 def main() -> int:

@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     from lfs_gui.index.recall import retrieval_metrics
     from lfs_gui.models.loader import demo_model_path
     from lfs_gui.session import Session
-    from lfs_gui.session_open import demo_index_dir
+    from lfs_gui.session import demo_index_dir
 
     head = demo_model_path()
     if not head.is_file() or head.stat().st_size == 0:
@@ -118,6 +118,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _open(path: Any) -> Any:
-    from lfs_gui.session import open_image
+    from lfs_gui.data.images import open_image
 
     return open_image(path)
