@@ -4,17 +4,14 @@ Every model format (:mod:`~lfs_gui.models.dml`, :mod:`~lfs_gui.models.torchvisio
 :mod:`~lfs_gui.models.efficientnet`, :mod:`~lfs_gui.models.facenet`,
 :mod:`~lfs_gui.models.torchscript`) and the format-detecting :func:`lfs_gui.models.loader.load_model`
 share these helpers; they live here so that the format modules never import the loader that
-dispatches to them. Pickled files are read with ``torch.load(weights_only=True)``
-(:func:`read_checkpoint`); a file that needs arbitrary unpickling is refused unless the user passed
-``trust_checkpoint=True``.
+dispatches to them. Pickled files are read with ``torch.load(weights_only=True)`` and the allow-list
+of :mod:`lfs_gui.models.safe_load` (:func:`read_checkpoint`); a file that needs arbitrary unpickling
+is refused unless the user passed ``trust_checkpoint=True``.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
-import re
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,13 +19,9 @@ from typing import Any
 import torch
 
 from .base import ModelLoadError
+from .safe_load import safe_torch_load
 
 log = logging.getLogger(__name__)
-
-_TRUST_HINT = (
-    "pass trust_checkpoint=True (CLI: --trust-checkpoint) only if you trust where the file came from: "
-    "loading it runs arbitrary Python code from the pickle"
-)
 
 
 def check_file(path: str | Path) -> Path:
@@ -48,45 +41,14 @@ def read_checkpoint(
 ) -> Any:
     """``torch.load`` a pickled checkpoint onto the CPU, safely.
 
-    Always tries ``weights_only=True`` first, with ``allowed_globals`` added only for this call
-    (``torch.serialization.safe_globals``, so global state is untouched). If the pickle references
-    another global, it is loaded with ``weights_only=False`` only when ``trust_checkpoint`` is set
-    (logged as a warning); otherwise a :class:`ModelLoadError` explains the risk and the fix.
-    Corrupt or truncated files raise :class:`ModelLoadError` too.
+    Always tries ``weights_only=True`` first, with the allow-list of :mod:`lfs_gui.models.safe_load`
+    (numpy scalars, ``argparse.Namespace``, ...) plus ``allowed_globals``, added only for this call.
+    If the pickle names another global, it is loaded with ``weights_only=False`` only when
+    ``trust_checkpoint`` is set (logged as a warning); otherwise
+    :class:`~lfs_gui.models.safe_load.TrustRequired` (a :class:`ModelLoadError`) names the file, the
+    global and the flag. Corrupt or truncated files raise :class:`ModelLoadError` too.
     """
-    p = check_file(path)
-    try:
-        with torch.serialization.safe_globals(list(allowed_globals)):
-            return torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        if "Unsupported global" not in msg:
-            raise ModelLoadError(
-                f"{p}: not a readable PyTorch checkpoint (corrupt, truncated or another file type): "
-                f"{_last_line(msg)}; re-download or re-save the file"
-            ) from exc
-        m = re.search(r"GLOBAL ([\w.]+)", msg)
-        what = m.group(1) if m else "a non-allowlisted Python object"
-        if not trust_checkpoint:
-            raise ModelLoadError(
-                f"{p}: the checkpoint pickles {what}, which the safe loader (weights_only=True) refuses; "
-                f"{_TRUST_HINT}"
-            ) from exc
-        log.warning("%s: loading with weights_only=False because trust_checkpoint=True (it pickles %s)", p, what)
-        try:
-            return torch.load(p, map_location="cpu", weights_only=False)
-        except Exception as exc2:  # noqa: BLE001 - anything an arbitrary pickle raises
-            raise ModelLoadError(f"{p}: could not unpickle even with trust_checkpoint=True: {exc2}") from exc2
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelLoadError(
-            f"{p}: not a readable PyTorch checkpoint (corrupt, truncated or another file type): "
-            f"{_last_line(str(exc))}; re-download or re-save the file"
-        ) from exc
-
-
-def _last_line(msg: str) -> str:
-    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
-    return lines[0][:200] if lines else msg[:200]
+    return safe_torch_load(check_file(path), trust_checkpoint=trust_checkpoint, extra_globals=allowed_globals)
 
 
 def prepare_module(module: torch.nn.Module) -> torch.nn.Module:

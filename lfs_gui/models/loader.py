@@ -16,9 +16,10 @@ Formats recognised by :func:`load_model` (``kind`` forces one):
 ``"facenet"``
     A facenet-pytorch ``InceptionResnetV1`` state dict; see :mod:`lfs_gui.models.facenet`.
 
-All pickled files are read with ``torch.load(weights_only=True)``
-(:func:`lfs_gui.models.checkpoint.read_checkpoint`); a file that needs arbitrary unpickling is
-refused unless the user passed ``trust_checkpoint=True``.
+All pickled files are read onto the CPU with ``torch.load(weights_only=True)`` and the allow-list of
+:mod:`lfs_gui.models.safe_load` (:func:`read_checkpoint`); a file that needs arbitrary unpickling is
+refused with :class:`TrustRequired` unless the user passed ``trust_checkpoint=True``. Models are then
+moved to the requested device (:func:`load_model`'s ``device``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..device import resolve_device
 from .base import EmbeddingModel, ModelLoadError
 from .checkpoint import (  # noqa: F401 - re-exported for callers of the loader
     check_file,
@@ -35,6 +39,9 @@ from .checkpoint import (  # noqa: F401 - re-exported for callers of the loader
     prepare_module,
     read_checkpoint,
 )
+from .safe_load import TrustRequired
+
+__all__ = ["KINDS", "TrustRequired", "check_file", "detect_kind", "load_demo_model", "load_model", "read_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +74,7 @@ def _is_torchscript(p: Path) -> bool:
 
 
 def _read_any(p: Path, trust_checkpoint: bool) -> Any:
-    import argparse
-
-    return read_checkpoint(p, trust_checkpoint=trust_checkpoint, allowed_globals=[argparse.Namespace])
+    return read_checkpoint(p, trust_checkpoint=trust_checkpoint)
 
 
 def _kind_of(obj: Any, p: Path) -> str:
@@ -91,11 +96,26 @@ def _kind_of(obj: Any, p: Path) -> str:
     )
 
 
-def load_model(path: str | Path, trust_checkpoint: bool = False, kind: str | None = None) -> EmbeddingModel:
-    """Load any supported model file as an :class:`EmbeddingModel` (CPU, eval, frozen).
+def load_model(path: str | Path, trust_checkpoint: bool = False, kind: str | None = None,
+               device: str | torch.device | None = None) -> EmbeddingModel:
+    """Load any supported model file as an :class:`EmbeddingModel` (eval mode, frozen weights).
 
-    ``kind`` (one of :data:`KINDS`) skips detection; the pickled formats are read only once.
+    The file is read onto the CPU and the model then moved to ``device`` (``None``: stays on the
+    CPU; a string is resolved by :func:`lfs_gui.device.resolve_device`, which raises
+    :class:`~lfs_gui.device.DeviceError` for a device this machine lacks). ``kind`` (one of
+    :data:`KINDS`) skips detection; the pickled formats are read only once. A checkpoint that names
+    a global outside the allow-list raises :class:`TrustRequired` unless ``trust_checkpoint``.
     """
+    target = _target_device(device)
+    return _load_cpu(path, trust_checkpoint, kind).to(target)
+
+
+def _target_device(device: str | torch.device | None) -> torch.device:
+    """Resolve before reading anything, so a missing device fails fast."""
+    return torch.device("cpu") if device is None else resolve_device(device)
+
+
+def _load_cpu(path: str | Path, trust_checkpoint: bool, kind: str | None) -> EmbeddingModel:
     p = check_file(path)
     if kind is not None and kind not in KINDS:
         raise ModelLoadError(f"{p}: unknown model kind {kind!r}; use one of {KINDS}")
@@ -132,8 +152,10 @@ def demo_model_path() -> Path:
     return models_dir() / "demo" / "head.pt"
 
 
-def load_demo_model() -> EmbeddingModel:
-    """The committed demo model: ImageNet EfficientNet-Lite0 + the trained head in ``models/demo/``."""
+def load_demo_model(device: str | torch.device | None = None) -> EmbeddingModel:
+    """The committed demo model: ImageNet EfficientNet-Lite0 + the trained head in ``models/demo/``,
+    read onto the CPU and moved to ``device`` (``None``: CPU)."""
+    target = _target_device(device)
     p = demo_model_path()
     if not p.is_file():
         raise ModelLoadError(
@@ -142,4 +164,4 @@ def load_demo_model() -> EmbeddingModel:
         )
     from .efficientnet import load_efficientnet_head
 
-    return load_efficientnet_head(p)
+    return load_efficientnet_head(p).to(target)

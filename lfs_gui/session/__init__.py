@@ -9,10 +9,10 @@ yield Progress) give a :class:`Session`; see :mod:`lfs_gui.session.core` for its
 """
 
 from lfs_gui.session.core import Session
-from lfs_gui.session.opening import LazyModel, SessionParts, demo_index_dir
+from lfs_gui.session.opening import LazyModel, SessionParts
 from lfs_gui.session.types import Hit, Query, Retrievals, SessionError, is_gallery_id, query_name
 
 __all__ = [
-    "Hit", "LazyModel", "Query", "Retrievals", "Session", "SessionError", "SessionParts", "demo_index_dir",
-    "is_gallery_id", "query_name",
+    "Hit", "LazyModel", "Query", "Retrievals", "Session", "SessionError", "SessionParts", "is_gallery_id",
+    "query_name",
 ]

@@ -20,16 +20,11 @@ from lfs_gui.data.galleries import Gallery
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.jobs import Progress
 from lfs_gui.models.base import EmbeddingModel, ModelLoadError, Preprocessing
-from lfs_gui.paths import demo_gallery_dir, indexes_dir
+from lfs_gui.paths import demo_gallery_dir, demo_index_dir
 
 log = logging.getLogger(__name__)
 
 ModelLoader = Callable[[], EmbeddingModel]
-
-
-def demo_index_dir() -> Path:
-    """The shipped demo index folder (``indexes/demo``)."""
-    return indexes_dir() / "demo"
 
 
 class LazyModel:
