@@ -36,7 +36,7 @@ def main() -> int:
 
     s = Session.open_demo()
     if args.decoder:
-        s.decoder = load_decoder(args.decoder, expected_dim=s.dim)
+        s.set_decoder(load_decoder(args.decoder, expected_dim=s.dim), args.decoder)
     print(f"decoder: {args.decoder or 'demo dense 40 px'}; {args.pairs} query → top-1 pairs")
     rng = np.random.default_rng(args.seed)
     pairs = []

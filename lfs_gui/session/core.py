@@ -66,17 +66,19 @@ class Session:
                    parts.model_info, parts.decoder, parts.decoder_path)
 
     @classmethod
-    def iter_open_demo(cls) -> Generator[Progress, None, Session]:
-        return cls.from_parts((yield from iter_open_demo()))
+    def iter_open_demo(cls, decoder: str | Path | None | bool = None) -> Generator[Progress, None, Session]:
+        """The embedded demo; ``decoder``: another decoder file, or ``False`` for none."""
+        return cls.from_parts((yield from iter_open_demo(decoder=decoder)))
 
     @classmethod
     def iter_open_index(cls, path: str | Path, decoder: str | Path | None | bool = None,
                         trust_checkpoint: bool = False) -> Generator[Progress, None, Session]:
+        """An index folder written by ``lfs-gui index``; ``decoder``: another decoder file, or ``False``."""
         return cls.from_parts((yield from iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint)))
 
     @classmethod
-    def open_demo(cls) -> Session:
-        return run_generator(cls.iter_open_demo())
+    def open_demo(cls, decoder: str | Path | None | bool = None) -> Session:
+        return run_generator(cls.iter_open_demo(decoder=decoder))
 
     @classmethod
     def open_index(cls, path: str | Path, decoder: str | Path | None | bool = None, trust_checkpoint: bool = False) -> Session:

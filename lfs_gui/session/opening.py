@@ -155,12 +155,13 @@ def iter_open_index(
     return parts
 
 
-def iter_open_demo() -> Generator[Progress, None, SessionParts]:
-    """The embedded demo: the shipped index over ``resources/demo/images`` (no embedding at launch)."""
+def iter_open_demo(decoder: str | Path | None | bool = None) -> Generator[Progress, None, SessionParts]:
+    """The embedded demo: the shipped index over ``resources/demo/images`` (no embedding at launch);
+    ``decoder`` as in :func:`iter_open_index`."""
     folder = demo_index_dir()
     if not (folder / "index.json").is_file():
         raise ModelLoadError(
             f"{folder}: the demo index is missing; rebuild it with `python -m lfs_gui.demo.train_demo` "
             "(or reinstall lfs-gui, which ships it)"
         )
-    return (yield from iter_open_index(folder, gallery_root=demo_gallery_dir() / "images", name="demo"))
+    return (yield from iter_open_index(folder, decoder=decoder, gallery_root=demo_gallery_dir() / "images", name="demo"))
