@@ -2,6 +2,8 @@
 
 The figures are written by :mod:`lfs_gui.figures` (matplotlib, no Qt) in a worker thread, from a
 snapshot of the state taken when the user asked, so a click during the export changes nothing in it.
+Each job yields Progress at its cancel points: before drawing, and for the retrieval sheet after each
+retrieval's explanation (:func:`lfs_gui.figures.iter_retrieval_sheet` explains them one by one).
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.app.state import AppState
+from lfs_gui.jobs import Progress
+from lfs_gui.viewer_state import ViewerState
 
 FIGURE_SUFFIXES = {".png", ".svg", ".pdf"}
 DATA_SUFFIXES = {".csv", ".json"}
 
+ExportJob = Callable[[], Generator[Progress, None, str]]
 
-def view_spec(state: AppState, **options: Any) -> Any:
+
+def view_spec(state: ViewerState, **options: Any) -> Any:
     """The figure's :class:`~lfs_gui.figures.ViewSpec` from what the window shows (colormap, opacity,
     mask view) plus the export dialog's ``options`` (size, dpi)."""
     from lfs_gui.figures import ViewSpec
@@ -25,7 +30,7 @@ def view_spec(state: AppState, **options: Any) -> Any:
     return ViewSpec(cmap=v.cmap, opacity=v.opacity, mask_view=v.mask_only, **options)
 
 
-def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -> Callable[[], Generator[Any, None, str]]:
+def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]) -> ExportJob:
     """A factory for the export job; raises ``ValueError`` (shown to the user) when nothing fits."""
     session, query, target, expl = state.session, state.query, state.target, state.explanation
     suffix = path.suffix.lower()
@@ -38,12 +43,12 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
         spec = view_spec(state)
 
-        def run() -> Generator[Any, None, str]:
+        def run() -> Generator[Progress, None, str]:
+            yield Progress(0, 1, f"drawing {path.name}")
             from lfs_gui import figures
 
             figures.save_pair_figure(path, figures.PairData.from_session(session, query.key, target, expl, curves), spec)
             return str(path)
-            yield  # pragma: no cover
 
         return run
     if what == "sheet":
@@ -54,7 +59,7 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
         retrievals, method, settings = state.retrievals, state.explain.method, state.explain.kwargs()
         spec = view_spec(state)
 
-        def run() -> Generator[Any, None, str]:
+        def run() -> Generator[Progress, None, str]:
             from lfs_gui import figures
 
             return str((yield from figures.iter_retrieval_sheet(path, session, query.key, retrievals, method, settings, spec)))
@@ -68,13 +73,14 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
             raise ValueError(f"{path.name}: use .csv or .json")
         spec = view_spec(state)
 
-        def run() -> Generator[Any, None, str]:
+        def run() -> Generator[Progress, None, str]:
+            yield Progress(0, 1, f"writing {path.name}")
             from lfs_gui import figures
 
             data = figures.PairData.from_session(session, query.key, target, expl, curves)
             figures.save_curve_data(path, data.curves, data.context(spec), labels={"method": state.explain.method})
             return str(path)
-            yield  # pragma: no cover
 
         return run
     raise ValueError(f"unknown export {what!r}")
+

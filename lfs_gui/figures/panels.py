@@ -47,9 +47,13 @@ class ImageSource:
 
     @classmethod
     def from_path(cls, path: str | Path) -> "ImageSource":
-        from lfs_gui.data.images import upright_size
+        from lfs_gui.data.images import open_image, upright_size
 
-        return cls(size=upright_size(path), path=Path(path))
+        try:
+            size = upright_size(path)
+        except Exception:  # noqa: BLE001 - let the data layer name the file and the fix (ImageError)
+            size = open_image(path).size
+        return cls(size=size, path=Path(path))
 
     @classmethod
     def from_image(cls, image: Image.Image) -> "ImageSource":
