@@ -124,7 +124,8 @@ def iter_build_index(
     folder = Path(out).expanduser().resolve()
     root = Path(gallery.root).resolve()
     if folder == root or root in folder.parents:
-        raise ValueError(f"{folder}: the index must not be written inside the gallery folder {gallery.root}; choose another --out")
+        raise ValueError(f"{folder}: the index must not be written inside the gallery folder {gallery.root}; "
+                         "choose another --out")
     cache = (Path(cache_dir) if cache_dir is not None else user_cache_dir() / "embeddings") if use_cache else None
     dec_split, dec_gallery = None, gallery
     if train_decoder and decoder_file is None:

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from lfs_gui.cli._common import (
-    EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, load_model_arg, progress_bar,
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded,
+    load_model_arg, progress_bar,
 )
 
 SPLITS = ("train", "test", "all", "official-train", "official-test")
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true",
                         help="do not read or write the embedding cache (an interrupted build then starts over)")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,17 +60,18 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     if args.shard_size is not None and args.shard_size < 1:
         raise ValueError(f"--shard-size must be at least 1, got {args.shard_size}")
+    device, batch = device_from_args(args)
     gallery = open_gallery(args.gallery, split=args.split)
     out = Path(args.out) if args.out else Path("indexes") / gallery.name
     out = out.expanduser().resolve()
     check_writable(out, is_dir=True)
-    model, info = load_model_arg(args.model, args.trust_checkpoint)
+    model, info = load_model_arg(args.model, args.trust_checkpoint, device=device)
     t0 = time.perf_counter()
     gen = iter_build_index(gallery, model, out, kind=args.kind, train_decoder=not args.no_decoder,
                            decoder_kind=args.decoder_kind, decoder_epochs=args.decoder_epochs,
                            num_workers=args.workers, use_cache=not args.no_cache, model_info=info,
                            decoder_split=args.decoder_split, cache_dir=args.cache_dir,
-                           shard_rows=args.shard_size or DEFAULT_SHARD_ROWS)
+                           shard_rows=args.shard_size or DEFAULT_SHARD_ROWS, batch_size=batch.embed, amp=batch.amp)
     try:
         report = progress_bar(gen, desc="embedding")
     except KeyboardInterrupt:
@@ -98,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
         print("Recall@K (leave-one-out): " + ", ".join(f"R@{k} {100 * v:.1f}%" for k, v in sorted(report.recall.items()))
               + (f"; mAP@R {100 * report.map_at_r:.1f}%" if report.map_at_r is not None else ""))
     if report.decoder:
-        print(f"decoder: {report.decoder['file']} ({args.decoder_kind}, trained on split {report.decoder.get('split')}, "
-              f"{report.decoder.get('n_train', 0) + report.decoder.get('n_val', 0)} images, {report.decoder.get('epochs')} epochs, "
-              f"validation MSE {report.decoder.get('val_mse', float('nan')):.4f})")
+        dec = report.decoder
+        print(f"decoder: {dec['file']} ({args.decoder_kind}, trained on split {dec.get('split')}, "
+              f"{dec.get('n_train', 0) + dec.get('n_val', 0)} images, {dec.get('epochs')} epochs, "
+              f"validation MSE {dec.get('val_mse', float('nan')):.4f})")
     return EXIT_OK

@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli._common import (
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
+)
 from lfs_gui.cli.cmd_query import open_session
 
 NAME = "train-decoder"
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out share for the validation MSE (0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the initialisation (0)")
     parser.add_argument("--json", action="store_true", help="print the training report as JSON")
+    add_device_arguments(parser, embedding=False)  # its --batch-size is the decoder's training batch
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--epochs and --batch-size must be at least 1 and --lr positive")
     if not 0.0 <= args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    device, _ = device_from_args(args)
     out = Path(args.out).expanduser().resolve()
     check_writable(out)
     session = open_session(args.index, decoder=False)  # the index's own decoder may be the broken one
@@ -88,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
 
     gen = iter_train_decoder(emb, targets, kind=args.kind, size=size, epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, optimizer=args.optimizer, val_fraction=args.val_fraction, seed=args.seed,
-                             decoder=decoder, keep_best=True)
+                             decoder=decoder, keep_best=True, device=device)
     base_meta = {"model_identity": session.index.meta.model_identity, "gallery": str(session.gallery.root),
                  "index": str(args.index), "lr": args.lr, "optimizer": args.optimizer, "seed": args.seed,
                  "n_skipped": len(skipped)}

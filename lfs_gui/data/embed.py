@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..device import autocast
 from ..jobs import Progress, run_generator
 from ..killpoints import kill_point
 from ..models.base import EmbeddingModel, Preprocessing
@@ -154,7 +153,7 @@ class Embedder:
                 idx = todo[pos]
                 emb = np.zeros((len(idx), self.model.dim), np.float32)
                 if good.any():
-                    emb[good] = self._forward(x[torch.from_numpy(good)], dev)
+                    emb[good] = self.model.embed_batch(x[torch.from_numpy(good)], amp=self.amp)
                 for i, g, r in zip(idx, good, reasons):
                     if not g:
                         log.warning("skipping %s: %s", rec.paths[i], r)
@@ -173,14 +172,6 @@ class Embedder:
                 writer.flush()  # also on Ctrl-C / cancel: every finished batch is kept
             except OSError as exc:
                 log.warning("could not write the last embedding shard to %s: %s", self.store.folder, exc)
-
-    def _forward(self, x: torch.Tensor, dev: torch.device) -> np.ndarray:
-        with torch.inference_mode():  # exited before any yield: grad mode must not leak out
-            with autocast(dev, self.amp):
-                out = self.model.embed_tensor(x.to(dev, non_blocking=True))
-            if self.amp:
-                out = torch.nn.functional.normalize(out.float(), dim=1)
-            return out.float().cpu().numpy()
 
     def iter_gather(self, plan: EmbedPlan, out: np.ndarray) -> Generator[Progress, None, dict[int, str]]:
         """Copy the j-th decodable file's embedding into ``out[j]`` (``out``: (plan.ok.sum(), dim)).
