@@ -187,17 +187,13 @@ def iter_build_index(
 def _iter_decoder(gallery: Gallery, emb: np.ndarray, model: EmbeddingModel, folder: Path, kind: str,
                   epochs: int) -> Generator[Progress, None, dict]:
     """Train a decoder on (``emb[i]``, the model's view of ``gallery.items[i]``); save it in ``folder``."""
+    from lfs_gui.data.decoder_targets import iter_decoder_targets
     from lfs_gui.models.decoder import save_decoder
-    from lfs_gui.models.train_decoder import decoder_targets, iter_train_decoder
-    from lfs_gui.session import open_image
+    from lfs_gui.models.train_decoder import iter_train_decoder
 
     size = 40 if kind == "dense" else 64
-    targets = []
-    for i, p in enumerate(gallery.paths):
-        targets.append(decoder_targets([open_image(p)], model.preprocessing, size)[0])
-        if i % 32 == 0:
-            yield Progress(i, len(gallery), "preparing decoder targets")
-    result = yield from iter_train_decoder(emb, np.stack(targets), kind=kind, epochs=epochs, val_fraction=0.1,
+    dt = yield from iter_decoder_targets(gallery.paths, model.preprocessing, size, every=32)
+    result = yield from iter_train_decoder(emb[dt.rows], dt.targets, kind=kind, epochs=epochs, val_fraction=0.1,
                                            keep_best=True)
     meta = {**result.meta(), "model_identity": model.identity(), "gallery": str(gallery.root), "split": gallery.split}
     save_decoder(folder / DECODER_FILE, result.decoder, meta)

@@ -13,10 +13,12 @@ from lfs_gui.index import (
     EmbeddingIndex,
     IndexMeta,
     choose_kind,
+    load_index,
     map_at_r,
     query_recall,
     recall_at_k,
     retrieval_metrics,
+    save_index,
 )
 
 
