@@ -260,7 +260,7 @@ def test_upgrade_version_1_keeps_everything(tmp_path: Path) -> None:
 
 
 def test_shipped_demo_index_is_v2_and_portable() -> None:
-    from lfs_gui.session_open import demo_index_dir
+    from lfs_gui.paths import demo_index_dir
 
     side = json.loads((demo_index_dir() / "index.json").read_text())
     assert side["version"] == 2 and side["gallery"]["root"] == "../../resources/demo/images"
