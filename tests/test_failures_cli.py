@@ -17,13 +17,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli import run_cli  # noqa: E402
 
-from lfs_gui.index import EmbeddingIndex, retrieval_metrics  # noqa: E402
-from lfs_gui.session_open import demo_index_dir  # noqa: E402
+from lfs_gui.index import EmbeddingIndex, load_index, retrieval_metrics, save_index  # noqa: E402
+from lfs_gui.paths import demo_index_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def demo_index() -> EmbeddingIndex:
-    return EmbeddingIndex.load(demo_index_dir())
+    return load_index(demo_index_dir())
 
 
 def _second_model(demo: EmbeddingIndex, folder: Path, drop: int = 0, seed: int = 1) -> Path:
@@ -34,7 +34,7 @@ def _second_model(demo: EmbeddingIndex, folder: Path, drop: int = 0, seed: int =
     meta = demo.meta
     meta_b = replace(meta, relpaths=[meta.relpaths[i] for i in perm], labels=[meta.labels[i] for i in perm],
                      decoder_file=None)
-    EmbeddingIndex(x[perm], "flat", meta_b, normalize=True).save(folder)
+    save_index(EmbeddingIndex(x[perm], "flat", meta_b, normalize=True), folder)
     return folder
 
 
@@ -81,7 +81,7 @@ def test_failures_class_filter_and_bad_input(tmp_path: Path) -> None:
 
 def test_failures_of_an_unlabelled_index_is_a_clear_error(demo_index: EmbeddingIndex, tmp_path: Path) -> None:
     meta = replace(demo_index.meta, labels=[None] * len(demo_index), decoder_file=None)
-    EmbeddingIndex(demo_index.embeddings, "flat", meta).save(tmp_path / "flat")
+    save_index(EmbeddingIndex(demo_index.embeddings, "flat", meta), tmp_path / "flat")
     rc, _, err = run_cli("failures", tmp_path / "flat")
     assert rc == 2 and "344 of 344 images have no class" in err
 
@@ -93,7 +93,7 @@ def test_compare_two_models(demo_index: EmbeddingIndex, tmp_path: Path) -> None:
     s = json.loads(out)
     la = demo_index.meta.labels
     r_a = retrieval_metrics(demo_index.embeddings, la, (1,)).recall[1]
-    ib = EmbeddingIndex.load(b)
+    ib = load_index(b)
     r_b = retrieval_metrics(ib.embeddings, ib.meta.labels, (1,)).recall[1]
     assert s["a"]["recall_at_1"] == pytest.approx(r_a) and s["b"]["recall_at_1"] == pytest.approx(r_b)
     assert s["disagreements"] == s["only_a_right"] + s["only_b_right"] > 0

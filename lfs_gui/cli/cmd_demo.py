@@ -50,8 +50,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from lfs_gui.index.recall import retrieval_metrics
     from lfs_gui.models.loader import demo_model_path
+    from lfs_gui.paths import demo_index_dir
     from lfs_gui.session import Session
-    from lfs_gui.session_open import demo_index_dir
 
     device, batch = device_from_args(args)
     head = demo_model_path()
@@ -122,6 +122,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _open(path: Any) -> Any:
-    from lfs_gui.session import open_image
+    from lfs_gui.data.images import open_image
 
     return open_image(path)

@@ -46,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
 def open_arrays(index: str) -> Any:
     """The :class:`~lfs_gui.index.compare.GalleryArrays` of an index folder (``demo``: the embedded demo's)."""
     from lfs_gui.index.compare import GalleryArrays
-    from lfs_gui.index.faiss_index import EmbeddingIndex
-    from lfs_gui.session_open import demo_index_dir
+    from lfs_gui.index.store import load_index
+    from lfs_gui.paths import demo_index_dir
 
     folder = demo_index_dir() if index == "demo" and not Path(index).exists() else Path(index)
-    gal = GalleryArrays.from_index(EmbeddingIndex.load(folder), name=index)
+    gal = GalleryArrays.from_index(load_index(folder), name=index)
     gal.check_labelled()
     return gal
 

@@ -22,14 +22,9 @@ def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint
     from lfs_gui.session import Session
 
     if index == "demo" and not Path(index).exists():
-        session = Session.open_demo()
-        if decoder is False:
-            session.decoder, session.decoder_path = None, None
-        elif decoder is not None:
-            from lfs_gui.models.decoder import load_decoder
-
-            session.decoder, session.decoder_path = load_decoder(decoder, expected_dim=session.dim), Path(decoder)
-        return session
+        if isinstance(decoder, (str, Path)):
+            decoder = Path(decoder).resolve()  # relative to the working directory (the demo's folder is not the user's)
+        return Session.open_demo(decoder=decoder)
     return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint)
 
 

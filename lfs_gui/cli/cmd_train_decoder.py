@@ -1,7 +1,7 @@
 """``lfs-gui train-decoder INDEX --out FILE.pt``: train an ExplainLFS decoder on an index's gallery.
 
 Inputs are the index's saved embeddings; targets are the model's view of each gallery image
-(``Preprocessing.resize_crop`` at S×S, :func:`lfs_gui.models.train_decoder.decoder_targets`), so the
+(``Preprocessing.resize_crop`` at S×S, :func:`lfs_gui.data.decoder_targets.iter_decoder_targets`), so the
 model itself is not loaded. Images that no longer decode are left out and reported. The validation
 MSE is printed per epoch; the weights of the best epoch are kept. Ctrl-C saves the decoder as
 trained so far (marked ``interrupted`` in its meta) and exits 130.
@@ -43,27 +43,11 @@ def run(args: argparse.Namespace) -> int:
     return guarded(NAME, _run, args)
 
 
-def _targets(session: Any, size: int) -> tuple[Any, Any, list[tuple[str, str]]]:
-    """(embeddings, targets) of the images that decode, and (path, reason) of those that do not."""
+def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from lfs_gui.models.train_decoder import decoder_targets
-    from lfs_gui.session import SessionError, open_image
-
-    rows, targets, skipped = [], [], []
-    for i, item in enumerate(session.gallery.items):
-        try:
-            img = open_image(item.path)
-        except SessionError as exc:
-            skipped.append((str(item.path), str(exc)))
-            continue
-        targets.append(decoder_targets([img], session.preprocessing, size)[0])
-        rows.append(i)
-    emb = np.ascontiguousarray(session.embeddings[rows], dtype=np.float32)
-    return emb, (np.stack(targets) if targets else np.zeros((0, 3, size, size), np.float32)), skipped
-
-
-def _run(args: argparse.Namespace) -> int:
+    from lfs_gui.data.decoder_targets import iter_decoder_targets
+    from lfs_gui.jobs import run_generator
     from lfs_gui.models.decoder import make_decoder, save_decoder
     from lfs_gui.models.train_decoder import iter_train_decoder
 
@@ -77,7 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     session = open_session(args.index, decoder=False)  # the index's own decoder may be the broken one
     size = args.size or (40 if args.kind == "dense" else 64)
     decoder = make_decoder(args.kind, session.dim, size=size)
-    emb, targets, skipped = _targets(session, size)
+    dt = run_generator(iter_decoder_targets(session.gallery.paths, session.preprocessing, size))
+    emb, targets, skipped = np.ascontiguousarray(session.embeddings[dt.rows], dtype=np.float32), dt.targets, dt.skipped
     for p, why in skipped:
         print(f"lfs-gui train-decoder: skipped {p}: {why}", file=sys.stderr)
     if len(emb) < 2:

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torchvision
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, EmbeddingModel, ModelLoadError, Preprocessing, global_avg_pool
-from .loader import load_state_dict_strict, prepare_module, read_checkpoint
+from .checkpoint import load_state_dict_strict, prepare_module, read_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ to S×S, so the decoder's output (and so every heat map) lives in the model-inpu
 the batch; reports give the per-pixel MSE, for training and a held-out validation split.
 
 Training is a generator (``iter_train_decoder``): it yields an :class:`EpochReport` per epoch
-(cancel by closing it) and returns a :class:`TrainResult`.
+(cancel by closing it) and returns a :class:`TrainResult`. :func:`decoder_target` is the model's view of one
+image; :func:`lfs_gui.data.decoder_targets.iter_decoder_targets` prepares a gallery's.
 """
 
 from __future__ import annotations
