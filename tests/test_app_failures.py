@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lfs_gui.index import EmbeddingIndex
+from lfs_gui.index import load_index
 from lfs_gui.index.compare import GalleryArrays, compare
 from lfs_gui.index.failures import failure_ids, query_scores
 from lfs_gui.paths import indexes_dir
@@ -13,7 +13,7 @@ from lfs_gui.paths import indexes_dir
 
 @pytest.fixture(scope="module")
 def demo_arrays() -> GalleryArrays:
-    return GalleryArrays.from_index(EmbeddingIndex.load(indexes_dir() / "demo"), name="demo")
+    return GalleryArrays.from_index(load_index(indexes_dir() / "demo"), name="demo")
 
 
 def test_failures_panel_lists_filters_and_activates(qtbot, demo_arrays) -> None:
