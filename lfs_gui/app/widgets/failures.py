@@ -84,6 +84,16 @@ def make_table(name: str, model: ArrayTable) -> QTableView:
     return view
 
 
+def stacked(name: str, top: QWidget, bottom: QWidget) -> QSplitter:
+    """The list over its per-class table, in a splitter the user can drag (neither collapses)."""
+    split = QSplitter(Qt.Orientation.Vertical, objectName=name)
+    split.addWidget(top)
+    split.addWidget(bottom)
+    split.setSizes([300, 160])
+    split.setChildrenCollapsible(False)
+    return split
+
+
 def _fmt(v: float, spec: str = ".3f") -> str:
     return "–" if not np.isfinite(v) else format(float(v), spec)
 
@@ -128,16 +138,11 @@ class FailuresPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.exportSheet)
         buttons.addWidget(self.exportCsv)
-        split = QSplitter(Qt.Orientation.Vertical, objectName="failuresSplit")
-        split.addWidget(self.table)
-        split.addWidget(self.classTable)
-        split.setSizes([300, 160])
-        split.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.summary)
         lay.addLayout(top)
-        lay.addWidget(split, 1)
+        lay.addWidget(stacked("failuresSplit", self.table, self.classTable), 1)
         lay.addLayout(buttons)
         self._set_enabled(False)
 
@@ -247,15 +252,10 @@ class DisagreementsPanel(QWidget):
         self.table.clicked.connect(self._on_activated)
         self.classModel = ArrayTable()
         self.classTable = make_table("compareClassTable", self.classModel)
-        split = QSplitter(Qt.Orientation.Vertical, objectName="disagreementsSplit")
-        split.addWidget(self.table)
-        split.addWidget(self.classTable)
-        split.setSizes([300, 160])
-        split.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.summary)
-        lay.addWidget(split, 1)
+        lay.addWidget(stacked("disagreementsSplit", self.table, self.classTable), 1)
 
     def set_comparison(self, cmp: Any, gal: Any, names: tuple[str, str] = ("A", "B")) -> None:
         """Show a :class:`~lfs_gui.index.compare.Comparison` (None clears)."""
