@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    add_device_arguments(parser)
+    add_device_arguments(parser, embedding=False)  # runs the model, embeds no gallery
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     out, data_path = _check_args(args)
     device, batch = device_from_args(args)
     query = parse_query(args.query)
-    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
+    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=device)
     settings: dict[str, Any] = {"p": args.p, "seed": args.seed}
     t0 = time.perf_counter()
     ex = session.explain(query, args.target, args.method, xi1=args.xi1, xi2=args.xi2, **settings)

@@ -17,15 +17,17 @@ NAME = "query"
 HELP = "retrieve the most similar and most dissimilar gallery images for a query"
 
 
-def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint: bool = False) -> Any:
-    """Session over the index folder ``index`` (the literal ``demo`` opens the embedded demo)."""
+def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint: bool = False,
+                 device: Any = None) -> Any:
+    """Session over the index folder ``index`` (the literal ``demo`` opens the embedded demo); its
+    model and decoder run on ``device`` (``None``: the CPU)."""
     from lfs_gui.session import Session
 
     if index == "demo" and not Path(index).exists():
         if isinstance(decoder, (str, Path)):
             decoder = Path(decoder).resolve()  # relative to the working directory (the demo's folder is not the user's)
-        return Session.open_demo(decoder=decoder)
-    return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint)
+        return Session.open_demo(decoder=decoder, device=device)
+    return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint, device=device)
 
 
 def parse_query(value: str) -> int | Path:
@@ -53,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_device_arguments(parser)
+    add_device_arguments(parser, embedding=False)  # runs the model, embeds no gallery
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,9 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         query = int(args.id)
     device, batch = device_from_args(args)
-    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint)
-    if isinstance(query, Path):  # an external image is embedded now, on --device
-        session.model.to(device)
+    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint, device=device)
     res = session.retrieve(query, k=args.k)
     out = {
         "index": str(args.index),
