@@ -119,7 +119,8 @@ def _run(*argv: str) -> tuple[int, str]:
     return rc, err.getvalue()
 
 
-@pytest.mark.parametrize("command", ["index", "query", "explain", "evaluate", "train-decoder", "demo", "app"])
+@pytest.mark.parametrize("command", ["index", "query", "explain", "continuity", "evaluate", "train-decoder", "demo",
+                                     "app"])
 def test_every_command_names_a_missing_device(tmp_path, command):
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     bad = f"cuda:{n + 7}"
@@ -127,6 +128,7 @@ def test_every_command_names_a_missing_device(tmp_path, command):
         "index": ["index", str(tmp_path / "no-gallery")],
         "query": ["query", "demo", "--id", "0"],
         "explain": ["explain", "demo", "--query", "0", "--target", "1", "--out", str(tmp_path / "f.png")],
+        "continuity": ["continuity", "demo", "--query", "0", "--target", "1", "--out", str(tmp_path / "c.png")],
         "evaluate": ["evaluate", "demo", "--out", str(tmp_path / "ev")],
         "train-decoder": ["train-decoder", "demo", "--out", str(tmp_path / "d.pt")],
         "demo": ["demo", "--check"],
