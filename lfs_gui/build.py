@@ -35,7 +35,7 @@ from lfs_gui.data.galleries import Gallery
 from lfs_gui.data.shards import DEFAULT_SHARD_ROWS, DEFAULT_SHARD_SECONDS, FileRecords
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.index.recall import retrieval_metrics
-from lfs_gui.index.sidecar import SIDECAR_FILE, IndexMeta
+from lfs_gui.index.sidecar import SIDECAR_FILE, IndexMeta, relative_root
 from lfs_gui.index.store import save_index, staged_embeddings_path, sweep_temp_files
 from lfs_gui.jobs import Progress
 from lfs_gui.models.base import EmbeddingModel
@@ -147,6 +147,8 @@ def iter_build_index(
 
     yield Progress(0, 1, "building the index")
     info = {**model.describe(), **(model_info or {}), **({"precision": store.precision} if store.precision != "fp32" else {})}
+    if info.get("source") and not info.get("demo") and Path(info["source"]).is_file():
+        info["source_relative"] = relative_root(info["source"], folder)  # found again if it moves with the index
     index = EmbeddingIndex(x, kind=kind)
     report = BuildReport(folder=folder, count=len(kept), skipped=skipped, index_kind=index.kind,
                          embedded=embedded, reused=reused, cache=str(store.folder) if cache is not None else None)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lfs_gui.cli._common import (
-    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, add_index_arguments, check_writable, device_from_args, emit_json,
+    guarded, index_overrides, progress_bar,
 )
 from lfs_gui.cli.cmd_query import open_session
 
@@ -43,8 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "paper; the index's own split otherwise)")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="embedding cache for another split (default: the user cache, as lfs-gui index)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the training report as JSON")
     add_device_arguments(parser, embedding=False)  # its --batch-size is the decoder's training batch
+    add_index_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +84,8 @@ def _run(args: argparse.Namespace) -> int:
     device, _ = device_from_args(args)
     out = Path(args.out).expanduser().resolve()
     check_writable(out)
-    session = open_session(args.index, decoder=False)  # the index's own decoder may be the broken one
+    session = open_session(args.index, decoder=False,  # the index's own decoder may be the broken one
+                           trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
     size = args.size or (40 if args.kind == "dense" else 64)
     decoder = make_decoder(args.kind, session.dim, size=size)
     split = args.decoder_split or default_decoder_split(session.gallery)
