@@ -28,7 +28,12 @@ def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint
     if index == "demo" and not Path(index).exists():
         if isinstance(decoder, (str, Path)):
             decoder = Path(decoder).resolve()  # relative to the working directory (the demo's folder is not the user's)
-        return Session.open_demo(decoder=decoder)
+        if gallery_root is None and model_path is None:
+            return Session.open_demo(decoder=decoder)
+        from lfs_gui.paths import demo_gallery_dir, demo_index_dir
+
+        return Session.open_index(demo_index_dir(), decoder=decoder, model_path=model_path,
+                                  gallery_root=gallery_root or demo_gallery_dir() / "images")
     return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint, gallery_root=gallery_root,
                               model_path=model_path)
 
