@@ -139,7 +139,7 @@ class Explaining:
         x1, x2 = r.input_tensor(query), r.input_tensor(target)
         curve = yield from sel.iter_curve(self._model.get(), x1, x2, explanation.heat1, explanation.heat2, explanation.similar)
         curve.settings.update({"method": explanation.method, "explanation": explanation.settings,
-                               "query": query_name(query), "target": int(target)})
+                               "query": query_name(query), "target": query_name(target)})
         return curve
 
     def iter_random_curve(self, query: Query, target: int, steps: int = 20, perturbation: str = "noise",
