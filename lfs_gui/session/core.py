@@ -79,12 +79,17 @@ class Session:
 
     @classmethod
     def iter_open_index(cls, path: str | Path, decoder: str | Path | None | bool = None,
-                        trust_checkpoint: bool = False,
+                        trust_checkpoint: bool = False, gallery_root: str | Path | None = None,
+                        model_path: str | Path | None = None, require_model: bool = False,
                         device: str | torch.device | None = None) -> Generator[Progress, None, Session]:
         """An index folder written by ``lfs-gui index``; ``decoder``: another decoder file, or ``False``;
-        ``device``: where the model and decoder run (``None``: the CPU)."""
-        dev = None if device is None else resolve_device(device)
-        return cls.from_parts((yield from iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint)), dev)
+        ``gallery_root``/``model_path``: where the gallery / the model that built it are now (see
+        :func:`lfs_gui.session.opening.iter_open_index`); ``device``: where the model and decoder run
+        (``None``: the CPU)."""
+        dev = None if device is None else resolve_device(device)  # a missing device fails before any work
+        return cls.from_parts((yield from iter_open_index(
+            path, decoder=decoder, trust_checkpoint=trust_checkpoint, gallery_root=gallery_root, model_path=model_path,
+            require_model=require_model)), dev)
 
     @classmethod
     def open_demo(cls, decoder: str | Path | None | bool = None, device: str | torch.device | None = None) -> Session:
@@ -92,8 +97,10 @@ class Session:
 
     @classmethod
     def open_index(cls, path: str | Path, decoder: str | Path | None | bool = None, trust_checkpoint: bool = False,
+                   gallery_root: str | Path | None = None, model_path: str | Path | None = None,
                    device: str | torch.device | None = None) -> Session:
-        return run_generator(cls.iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint, device=device))
+        return run_generator(cls.iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint,
+                                                 gallery_root=gallery_root, model_path=model_path, device=device))
 
     # -- basics -------------------------------------------------------------------------------------
     @property
