@@ -73,14 +73,19 @@ def run_app(
     timeout_s: float = 180.0,
     decoder: str | None = None,
     trust_checkpoint: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> int:
     """Run the desktop app; returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     init_app_names()
     window = MainWindow()
     driver = None
+    if size is not None:  # lay out afresh at that size (screenshots of a given screen)
+        window.resize(*size)
+        window.layout_.reset()
     if screenshot:
-        window.resize(1400, 900)
+        if size is None:
+            window.resize(1400, 900)
         driver = ScreenshotDriver(window, Path(screenshot), query=query, timeout_s=timeout_s)
     window.show()
     options = {"decoder": decoder, "trust_checkpoint": trust_checkpoint} if (decoder or trust_checkpoint) else {}

@@ -17,9 +17,11 @@ from typing import Any
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QToolButton, QWidget,
+    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget, QToolButton,
+    QWidget,
 )
 
+from lfs_gui.app import layout
 from lfs_gui.app import settings as app_settings
 from lfs_gui.app.controller import Controller
 from lfs_gui.app.thumbnails import ThumbnailCache
@@ -93,12 +95,16 @@ class MainWindow(WindowActions, QMainWindow):
         for w in (top, self.pair, self.curves):
             self.rightSplit.addWidget(w)
         self.rightSplit.setSizes([260, 360, 240])
+        self.leftTabs = QTabWidget(objectName="leftTabs")
+        self.leftTabs.setDocumentMode(True)
+        self.leftTabs.addTab(self.gallery, "Gallery")
         self.mainSplit = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplit")
-        self.mainSplit.addWidget(self.gallery)
+        self.mainSplit.addWidget(self.leftTabs)
         self.mainSplit.addWidget(self.rightSplit)
         self.mainSplit.setSizes([330, 1070])
         self.mainSplit.setStretchFactor(1, 1)
         self.setCentralWidget(self.mainSplit)
+        layout.apply_minimums(self.leftTabs, self.pair, self.curves, self.mainSplit, self.rightSplit)
 
         # Long jobs: one channel per kind (a new request of a kind replaces the old one).
         self.session_channel = JobChannel("session", self)
@@ -121,6 +127,8 @@ class MainWindow(WindowActions, QMainWindow):
 
         self._build_status_bar()
         self._build_menus()
+        self.layout_ = layout.WindowLayout(self, self.mainSplit, self.rightSplit, self.pair, self.retrievals,
+                                           self.query)
         self._build_panel_keys()
         self.query.imageRequested.connect(self.open_image_query)
         self.state.sessionChanged.connect(self._on_session)
@@ -314,15 +322,7 @@ class MainWindow(WindowActions, QMainWindow):
 
     # -- geometry / shutdown -----------------------------------------------------------------------
     def _restore_geometry(self) -> None:
-        geo = self.settings.value("window/geometry")
-        if isinstance(geo, QByteArray) and not geo.isEmpty():
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1400, 900)
-        for split in (self.mainSplit, self.rightSplit):
-            st = self.settings.value(f"window/{split.objectName()}")
-            if isinstance(st, QByteArray) and not st.isEmpty():
-                split.restoreState(st)
+        self.layout_.restore(self.settings, self.leftTabs)
 
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
@@ -330,9 +330,7 @@ class MainWindow(WindowActions, QMainWindow):
         for ch in (*self._channels(), self.warm_channel):
             ch.shutdown(60000)
         self.thumbs.close()
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        for split in (self.mainSplit, self.rightSplit):
-            self.settings.setValue(f"window/{split.objectName()}", split.saveState())
+        self.layout_.save(self.settings, self.leftTabs)
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
