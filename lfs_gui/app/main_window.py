@@ -18,7 +18,7 @@ from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget, QToolButton,
-    QWidget,
+    QVBoxLayout, QWidget,
 )
 
 from lfs_gui.app import layout
@@ -91,8 +91,19 @@ class MainWindow(WindowActions, QMainWindow):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.query)
         row.addWidget(self.retrievals, 1)
+        # The pair, and the views that explain other pairs (failure triplet, two models), share one place
+        # and the explanation controls under it.
+        self.pairTabs = QTabWidget(objectName="pairTabs")
+        self.pairTabs.setDocumentMode(True)
+        self.pairTabs.addTab(self.pair, "Pair")
+        middle = QWidget(objectName="middle")
+        mid = QVBoxLayout(middle)
+        mid.setContentsMargins(0, 0, 0, 0)
+        mid.setSpacing(2)
+        mid.addWidget(self.pairTabs, 1)
+        mid.addWidget(self.pair.controls)
         self.rightSplit = QSplitter(Qt.Orientation.Vertical, objectName="rightSplit")
-        for w in (top, self.pair, self.curves):
+        for w in (top, middle, self.curves):
             self.rightSplit.addWidget(w)
         self.rightSplit.setSizes([260, 360, 240])
         self.leftTabs = QTabWidget(objectName="leftTabs")
@@ -104,7 +115,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.mainSplit.setSizes([330, 1070])
         self.mainSplit.setStretchFactor(1, 1)
         self.setCentralWidget(self.mainSplit)
-        layout.apply_minimums(self.leftTabs, self.pair, self.curves, self.mainSplit, self.rightSplit)
+        layout.apply_minimums(self.leftTabs, middle, self.curves, self.mainSplit, self.rightSplit)
 
         # Long jobs: one channel per kind (a new request of a kind replaces the old one).
         self.session_channel = JobChannel("session", self)
@@ -114,10 +125,11 @@ class MainWindow(WindowActions, QMainWindow):
         self.warm_channel = JobChannel("warm", self)
         self._warmed = False
         self._job_labels: dict[JobChannel, str] = {}
+        self._extra_channels: list[JobChannel] = []
+        self._failure_titles = {"session": "Could not open the session", "export": "Export failed",
+                                "embed": "Could not use the image", "build": "Indexing / decoder training failed"}
         for ch in self._channels():
-            ch.item.connect(self._on_job_progress)
-            ch.busyChanged.connect(self._update_job_bar)
-            ch.failed.connect(lambda exc, tb, ch=ch: self._on_job_failed(ch, exc))
+            self._wire_channel(ch)
         self.session_channel.done.connect(self.set_session)
         self.export_channel.done.connect(lambda path: self._status_message(f"exported {path}", path))
         self.embed_channel.done.connect(self._on_embedded)
@@ -132,6 +144,9 @@ class MainWindow(WindowActions, QMainWindow):
         self._build_panel_keys()
         self.query.imageRequested.connect(self.open_image_query)
         self.state.sessionChanged.connect(self._on_session)
+        from lfs_gui.app.failure_actions import FailureActions
+
+        self.failures = FailureActions(self)  # the Failures tab and the failure triplet
         self._restore_geometry()
 
     # -- building --------------------------------------------------------------------------------
@@ -289,7 +304,21 @@ class MainWindow(WindowActions, QMainWindow):
             self.jobLabel.setText("")
 
     def _channels(self) -> tuple[JobChannel, ...]:
-        return (self.session_channel, self.export_channel, self.embed_channel, self.build_channel)
+        return (self.session_channel, self.export_channel, self.embed_channel, self.build_channel,
+                *self._extra_channels)
+
+    def _wire_channel(self, ch: JobChannel) -> None:
+        ch.item.connect(self._on_job_progress)
+        ch.busyChanged.connect(self._update_job_bar)
+        ch.failed.connect(lambda exc, tb, ch=ch: self._on_job_failed(ch, exc))
+
+    def register_channel(self, channel: JobChannel, failure_title: str) -> JobChannel:
+        """Show ``channel``'s progress in the status bar (Cancel stops it), its errors in a message box
+        titled ``failure_title``, and stop it on shutdown (for the window's add-on panels)."""
+        self._extra_channels.append(channel)
+        self._failure_titles[channel.name] = failure_title
+        self._wire_channel(channel)
+        return channel
 
     def cancel_jobs(self) -> None:
         for ch in self._channels():
@@ -297,9 +326,7 @@ class MainWindow(WindowActions, QMainWindow):
         self._status_message("cancelled")
 
     def _on_job_failed(self, channel: JobChannel, exc: Any) -> None:
-        what = {"session": "Could not open the session", "export": "Export failed", "embed": "Could not use the image",
-                "build": "Indexing / decoder training failed"}
-        self.show_error(what.get(channel.name, "Job failed"), str(exc))
+        self.show_error(self._failure_titles.get(channel.name, "Job failed"), str(exc))
 
     def show_error(self, title: str, message: str) -> None:
         """A non-blocking message box; the traceback is in the log."""
@@ -327,6 +354,7 @@ class MainWindow(WindowActions, QMainWindow):
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
+        self.failures.shutdown()
         for ch in (*self._channels(), self.warm_channel):
             ch.shutdown(60000)
         self.thumbs.close()

@@ -11,7 +11,7 @@ wrong image is framed red, the correct one green. The row title gives the margin
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from lfs_gui.figures.pair import (
     write_figure,
 )
 from lfs_gui.figures.sheet import DIFFERENT, SAME, _explain_settings, _fmt_settings
+from lfs_gui.jobs import Progress, run_generator
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,14 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
     ``scores`` is the :class:`~lfs_gui.index.failures.QueryScores` of ``session``'s gallery;
     ``settings`` (p, ξ1, ξ2, seed ...) go to ``session.explain`` for both pairs of every row.
     """
+    return run_generator(iter_failure_sheet(path, session, scores, ids, method, settings, dpi, cmap, alpha))
+
+
+def iter_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequence[int], method: str = "explainlfs",
+                       settings: dict | None = None, dpi: int = 150, cmap: str = "jet",
+                       alpha: float = 0.5) -> Generator[Progress, None, Path]:
+    """:func:`save_failure_sheet` as a job: yields Progress per row (each a cancel point; nothing is
+    written when it is cancelled), returns the path."""
     path = Path(path)
     check_figure_suffix(path)
     ids = [int(i) for i in ids]
@@ -55,6 +64,7 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
                           hspace=0.55, wspace=0.06)
     used: dict = {}
     for r, q in enumerate(ids):
+        yield Progress(r, len(ids) + 1, f"failure sheet: row {r + 1} of {len(ids)}")
         wrong, correct = int(scores.top1[q]), int(scores.correct[q])
         qimg = load_original(session, q)
         cols = [(wrong, DIFFERENT, f"wrong top-1 {describe_image(session, wrong)}\ns = {scores.top1_score[q]:.3f}")]
@@ -87,4 +97,5 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
                "each row: the query explained against its wrong top-1 (red), and against its nearest "
                "same-class image (green); heat maps inside each image's crop box")
     fig.text(0.02, 0.08 / h, caption, fontsize=7, va="bottom", ha="left")
+    yield Progress(len(ids), len(ids) + 1, f"writing {path.name}")
     return write_figure(fig, path, dpi)
