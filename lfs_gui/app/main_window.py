@@ -175,6 +175,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.recentIndexes = file.addMenu("Recent indexes")
         file.addSeparator()
         self._add(file, "Open image as &query…", lambda: self.open_image_query(None), "Ctrl+I", "actionOpenImage")
+        self._add(file, "Compare two &images…", self.open_verify, "Ctrl+Shift+I", "actionCompareImages")
         self.recentImages = file.addMenu("Recent query images")
         file.addSeparator()
         self._add(file, "Open &model for indexing…", self.choose_model, None, "actionOpenModel")
@@ -279,6 +280,12 @@ class MainWindow(WindowActions, QMainWindow):
         self.sessionLabel.setText(_describe(d))
         self.sessionLabel.setToolTip("\n".join(f"{k}: {v}" for k, v in d.items()))
         self.thumbs.prefetch([it.path for it in session.gallery.items[:64]])
+
+    def open_verify(self) -> Any:
+        """File ▸ Compare two images…: two files, no gallery (:mod:`lfs_gui.app.verify_dialog`)."""
+        from lfs_gui.app.verify_dialog import show_verify_dialog
+
+        return show_verify_dialog(self)
 
     def select_query(self, gallery_id: int) -> None:
         """Make gallery item ``gallery_id`` the query (as a click in the gallery would)."""
