@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from lfs_gui.index import load_index
-from lfs_gui.index.compare import GalleryArrays, compare
-from lfs_gui.index.failures import failure_ids, query_scores
-from lfs_gui.paths import indexes_dir
+sys.path.insert(0, str(Path(__file__).parent))
+from _app_fixtures import demo_session, window  # noqa: E402,F401 (fixtures)
+
+from lfs_gui.index import load_index  # noqa: E402
+from lfs_gui.index.compare import GalleryArrays, compare  # noqa: E402
+from lfs_gui.index.failures import failure_ids, query_scores  # noqa: E402
+from lfs_gui.paths import indexes_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +67,6 @@ def test_disagreements_panel(qtbot, demo_arrays) -> None:
 
 
 # -- in the window --------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def demo_session():
-    from lfs_gui.session import Session
-
-    return Session.open_demo()
-
-
-@pytest.fixture
-def window(qtbot, demo_session):
-    from lfs_gui.app.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
-    win.resize(1280, 720)
-    win.show()
-    qtbot.waitExposed(win)
-    win.leftTabs.setCurrentIndex(0)
-    win.set_session(demo_session)
-    return win
 
 
 def test_failures_tab_triplet_and_exports(qtbot, window, demo_session, tmp_path) -> None:

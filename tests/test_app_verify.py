@@ -3,36 +3,22 @@ exports; the job runs in a worker and its signals are awaited."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from lfs_gui.data.images import open_image
-from lfs_gui.paths import demo_gallery_dir
+sys.path.insert(0, str(Path(__file__).parent))
+from _app_fixtures import demo_session, window  # noqa: E402,F401 (fixtures)
+
+from lfs_gui.data.images import open_image  # noqa: E402
+from lfs_gui.paths import demo_gallery_dir  # noqa: E402
 
 BIRDS = sorted((demo_gallery_dir() / "images" / "birds").iterdir())
 
 
-@pytest.fixture(scope="module")
-def demo_session():
-    from lfs_gui.session import Session
-
-    return Session.open_demo()
-
-
-@pytest.fixture
-def window(qtbot, demo_session):
-    from lfs_gui.app.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
-    win.resize(1280, 720)
-    win.show()
-    qtbot.waitExposed(win)
-    win.set_session(demo_session)
-    win.state.update_curve(steps=3)
-    return win
-
-
 def test_compare_two_images(qtbot, window, demo_session, tmp_path) -> None:
+    window.state.update_curve(steps=3)
     dlg = window.open_verify()
     assert dlg.isVisible() and window.open_verify() is dlg  # one dialog
     assert dlg.set_image(0, BIRDS[0]) is None  # waits for the second image

@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget, QToolButton,
@@ -144,9 +144,11 @@ class MainWindow(WindowActions, QMainWindow):
         self._build_panel_keys()
         self.query.imageRequested.connect(self.open_image_query)
         self.state.sessionChanged.connect(self._on_session)
+        from lfs_gui.app.compare_actions import CompareActions
         from lfs_gui.app.failure_actions import FailureActions
 
         self.failures = FailureActions(self)  # the Failures tab and the failure triplet
+        self.compare = CompareActions(self)  # a second index: Two models tabs
         self._restore_geometry()
 
     # -- building --------------------------------------------------------------------------------
@@ -176,6 +178,8 @@ class MainWindow(WindowActions, QMainWindow):
         file.addSeparator()
         self._add(file, "Open image as &query…", lambda: self.open_image_query(None), "Ctrl+I", "actionOpenImage")
         self._add(file, "Compare two &images…", self.open_verify, "Ctrl+Shift+I", "actionCompareImages")
+        self._add(file, "Compare with a second inde&x…", lambda: self.compare.choose_second_index(), None,
+                  "actionCompareIndex")
         self.recentImages = file.addMenu("Recent query images")
         file.addSeparator()
         self._add(file, "Open &model for indexing…", self.choose_model, None, "actionOpenModel")
@@ -362,6 +366,7 @@ class MainWindow(WindowActions, QMainWindow):
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
         self.failures.shutdown()
+        self.compare.shutdown()
         for ch in (*self._channels(), self.warm_channel):
             ch.shutdown(60000)
         self.thumbs.close()

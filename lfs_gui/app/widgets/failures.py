@@ -22,8 +22,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSpinBox, QSplitter, QTableView,
-    QVBoxLayout,
-    QWidget,
+    QVBoxLayout, QWidget,
 )
 
 Column = tuple[str, Callable[[int], Any]]

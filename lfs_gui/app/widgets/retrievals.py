@@ -23,6 +23,7 @@ class RetrievalTile(QFrame):
     """One retrieved item; emits :attr:`clicked` with its gallery id."""
 
     clicked = Signal(int)
+    MIN_WIDTH = 84  # "#6 · mammals" fits under a small thumbnail
 
     def __init__(self, thumb_size: int = 80, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,7 +44,7 @@ class RetrievalTile(QFrame):
         lay.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
         lay.addWidget(self.caption)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setFixedWidth(max(thumb_size + 12, 84))
+        self.setFixedWidth(max(thumb_size + 12, self.MIN_WIDTH))
 
     def set_hit(self, hit: Any, class_name: str | None, pixmap: Any) -> None:
         self.hit = hit
@@ -60,8 +61,13 @@ class RetrievalTile(QFrame):
     def set_thumb_size(self, px: int) -> None:
         """Thumbnail side in pixels (the window picks it from its height: smaller on a laptop)."""
         self.image.setFixedSize(QSize(px, px))
-        self.setFixedWidth(max(px + 12, 84))
+        self.setFixedWidth(max(px + 12, self.MIN_WIDTH))
         self.set_pixmap(self._pixmap)
+        self._apply_caption()
+
+    def set_caption(self, first: str, second: str) -> None:
+        """Replace the two caption lines (e.g. with another model's rank of this image)."""
+        self._lines = (first, second)
         self._apply_caption()
 
     def _apply_caption(self) -> None:
