@@ -241,17 +241,24 @@ class VerifyDialog(QDialog):
             path, _ = QFileDialog.getSaveFileName(self, "Export the pair figure", "pair.pdf", "Figures (*.pdf *.png *.svg)")
             if not path:
                 return None
-        pair, (a, b), ex = self.pair, self.paths, self.explanation
-        curve, rnd = self.curves.get("method"), self.curves.get("random")
+        data, spec = self._figure_data()
 
         def run() -> Generator[Any, None, str]:
             from lfs_gui.figures import save_pair_figure
             from lfs_gui.jobs import Progress
 
             yield Progress(0, 1, f"drawing {Path(path).name}")
-            return str(save_pair_figure(path, pair, a, b, ex, curve=curve, random_curve=rnd))
+            return str(save_pair_figure(path, data, spec))
 
         return self.window_.export_channel.start(run)
+
+    def _figure_data(self) -> tuple[Any, Any]:
+        """The pair's figure data and the window's view (colormap, opacity, mask view), as the app exports."""
+        from lfs_gui.app.export import view_spec
+        from lfs_gui.figures import PairData
+
+        a, b = self.paths
+        return PairData.from_session(self.pair, a, b, self.explanation, dict(self.curves)), view_spec(self.state)
 
     def export_curve_data(self, path: str | Path | None = None) -> int | None:
         curve = self.curves.get("method")
@@ -261,14 +268,15 @@ class VerifyDialog(QDialog):
             path, _ = QFileDialog.getSaveFileName(self, "Export the curve data", "curve.csv", "Curve data (*.csv *.json)")
             if not path:
                 return None
-        ex, (a, b) = self.explanation, self.paths
+        data, spec = self._figure_data()
+        method = self.explanation.method
 
         def run() -> Generator[Any, None, str]:
             from lfs_gui.figures import save_curve_data
             from lfs_gui.jobs import Progress
 
             yield Progress(0, 1, f"writing {Path(path).name}")
-            save_curve_data(path, curve, {"method": ex.method, **ex.settings, "query": a, "target": b})
+            save_curve_data(path, data.curves, data.context(spec), labels={"method": method})
             return str(path)
 
         return self.window_.export_channel.start(run)
