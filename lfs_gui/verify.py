@@ -68,7 +68,7 @@ def iter_open_pair(model: str | Path | None = None, decoder: str | Path | None |
     dec_path = _decoder_path(decoder, demo=model is None)
     dec = None if dec_path is None else load_decoder(dec_path, expected_dim=net.dim)
     parts = _empty_parts("two images", net.dim, net.preprocessing, lambda: net, info, dec, dec_path)
-    session = Session.from_parts(parts)
+    session = Session.from_parts(parts, device)  # model and decoder on the device (the model is there already)
     session.model  # noqa: B018 - already loaded: mark it so (methods() then checks model-side needs)
     yield Progress(3, 3, "ready")
     return session
@@ -92,7 +92,7 @@ def pair_session_from(session: Any) -> Any:
 
     parts = _empty_parts("two images", session.dim, session.preprocessing, lambda: session.model,
                          dict(session.model_info), session.decoder, session.decoder_path)
-    return Session.from_parts(parts)
+    return Session.from_parts(parts, session.device)  # the same device as the open session
 
 
 def open_pair(model: str | Path | None = None, decoder: str | Path | None | bool = None,

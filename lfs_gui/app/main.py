@@ -73,12 +73,14 @@ def run_app(
     timeout_s: float = 180.0,
     decoder: str | None = None,
     trust_checkpoint: bool = False,
+    device: str | None = None,
     size: tuple[int, int] | None = None,
 ) -> int:
-    """Run the desktop app; returns the exit code."""
+    """Run the desktop app; returns the exit code. ``device``: where models run for this run (default:
+    the Device menu's remembered choice)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     init_app_names()
-    window = MainWindow()
+    window = MainWindow(device=device)
     driver = None
     if size is not None:  # lay out afresh at that size (screenshots of a given screen)
         window.resize(*size)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from lfs_gui.cli._common import add_device_arguments, device_from_args, guarded
+
 NAME = "app"
 HELP = "open the desktop app (default): the embedded demo, or a saved INDEX"
 
@@ -24,9 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=180.0, help="--screenshot gives up after this many seconds")
     parser.add_argument("--size", default=None, metavar="WxH",
                         help="window size in pixels, e.g. 1280x720, laid out afresh (default: the last size and layout)")
+    add_device_arguments(parser, embedding=False, default=None)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.device is not None:  # an explicit --device must exist (exit 2); the remembered one falls back to auto
+        rc = guarded(NAME, _check_device, args)
+        if rc:
+            return rc
     from lfs_gui.app.main import run_app  # Qt is imported only when the app runs
 
     size = None
@@ -39,4 +46,9 @@ def run(args: argparse.Namespace) -> int:
             return error(NAME, f"--size {args.size}: give the window size as WIDTHxHEIGHT, e.g. 1280x720")
         size = (w, h)
     return run_app(index=args.index, screenshot=args.screenshot, query=args.query, timeout_s=args.timeout,
-                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, size=size)
+                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=args.device, size=size)
+
+
+def _check_device(args: argparse.Namespace) -> int:
+    device_from_args(args)  # DeviceError -> exit 2 with the device and what is available
+    return 0
