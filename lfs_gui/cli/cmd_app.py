@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from lfs_gui.cli._common import add_device_arguments, device_from_args, guarded
+from lfs_gui.cli._common import add_device_arguments, add_index_arguments, device_from_args, guarded, index_overrides
 
 NAME = "app"
 HELP = "open the desktop app (default): the embedded demo, or a saved INDEX"
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default=None, metavar="WxH",
                         help="window size in pixels, e.g. 1280x720, laid out afresh (default: the last size and layout)")
     add_device_arguments(parser, embedding=False, default=None)
+    add_index_arguments(parser)  # INDEX moved: where its gallery / model are (else the window asks)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
             return error(NAME, f"--size {args.size}: give the window size as WIDTHxHEIGHT, e.g. 1280x720")
         size = (w, h)
     return run_app(index=args.index, screenshot=args.screenshot, query=args.query, timeout_s=args.timeout,
-                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=args.device, size=size)
+                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=args.device, size=size,
+                   **index_overrides(args))
 
 
 def _check_device(args: argparse.Namespace) -> int:
