@@ -21,7 +21,9 @@ from typing import Any
 from lfs_gui.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_device_arguments,
     check_writable,
+    device_from_args,
     emit_json,
     guarded,
     progress_bar,
@@ -59,14 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="METHOD.KEY=VALUE",
                         help="a method setting, e.g. rise-sim.n_masks=200 or explainlfs.p=0.5 (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pair sampling and the curves' noise (0)")
-    parser.add_argument("--device", default="auto", metavar="DEV",
-                        help="where the model, maps, curves and oracle run: auto (default), cpu, cuda, cuda:N, mps")
     parser.add_argument("--oracle-cache", default=None, metavar="DIR",
                         help="folder that keeps oracle curves between runs (default: the user cache folder)")
     parser.add_argument("--compress", action="store_true", help="write curves.csv.gz instead of curves.csv")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
+    add_device_arguments(parser, embedding=False)  # --device: the model, maps, curves and the oracle run there
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +97,7 @@ def parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def _run(args: argparse.Namespace) -> int:
     from lfs_gui.cli.cmd_query import open_session
-    from lfs_gui.device import describe_device, resolve_device
+    from lfs_gui.device import describe_device
     from lfs_gui.metrics.evaluate import Evaluation
     from lfs_gui.metrics.oracle import OracleCache
     from lfs_gui.metrics.report import write_report
@@ -104,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.pairs < 1 or args.steps < 1 or args.superpixel < 1:
         raise ValueError("--pairs, --steps and --superpixel must be at least 1")
-    device = resolve_device(args.device)
+    device, _batch = device_from_args(args)
     out = Path(args.out).expanduser().resolve()
     check_writable(out, is_dir=True)
     method_settings = parse_settings(args.settings)

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli._common import (
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
+)
 from lfs_gui.cli.cmd_query import open_session, parse_query
 
 NAME = "explain"
@@ -41,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     from lfs_gui.figures import save_curve_data, save_pair_figure
 
     out, data_path = _check_args(args)
+    device, batch = device_from_args(args)
     query = parse_query(args.query)
     session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
     settings: dict[str, Any] = {"p": args.p, "seed": args.seed}

@@ -43,6 +43,7 @@ from PIL import Image
 from lfs_gui.data.images import load_rgb
 from lfs_gui.explain.base import DEFAULT_TARGET, Explainer, ExplainerUnavailable, PairInput, check_target
 from lfs_gui.explain.baselines.random_map import RANDOM_SIZE, random_heat
+from lfs_gui.explain.prototypes import ClassPrototypes
 from lfs_gui.explain.registry import EXPLAINERS, available_methods, make_explainer
 from lfs_gui.index.recall import suggest_xi1
 from lfs_gui.jobs import Progress
@@ -180,6 +181,8 @@ class Evaluation:
         self.unavailable: dict[tuple[str, str], dict[str, Any]] = {}  # (method, pair type) → count, reason
         self.reclassified: list[dict[str, Any]] = []  # pairs whose type differs between the index and the re-embedding
         self._tensors: dict[int, torch.Tensor] = {}
+        self._prototypes: ClassPrototypes | None = None
+        self._prototypes: ClassPrototypes | None = None
 
     # -- settings -------------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -216,7 +219,9 @@ class Evaluation:
         """The pair as every method sees it: one forward of both images on the model's device."""
         ctx: dict[str, Any] = {}
         if self.labels is not None:
-            ctx = {"gallery": self.embeddings, "gallery_labels": self.labels,
+            if self._prototypes is None:  # once per gallery (EMSNN), not per pair
+                self._prototypes = ClassPrototypes.from_gallery(self.embeddings, self.labels)
+            ctx = {"gallery": self.embeddings, "gallery_labels": self.labels, "prototypes": self._prototypes,
                    "label1": int(self.labels[spec.i]), "label2": int(self.labels[spec.j])}
         return PairInput.from_tensors(self.model, self._tensor(spec.i), self._tensor(spec.j), xi1=self.xi1, **ctx)
 
