@@ -169,7 +169,7 @@ def test_explain_curve_and_curve_data(env) -> None:
     assert s["auc"] == pytest.approx(auc) and rec["auc"] == pytest.approx(auc) and "random_auc" in s
     st = rec["settings"]
     assert st["method"] == "explainlfs" and st["perturbation"] == "noise" and st["seed"] == 3 and st["steps"] == 6
-    assert st["target"] == 9 and str(st["query"]) == "2" and st["p"] == 0.3
+    assert st["target_image"] == 9 and str(st["query"]) == "2" and st["p"] == 0.3 and st["target"] == "decision"
 
 
 def test_evaluate_target_orders_bounds_and_device(env) -> None:

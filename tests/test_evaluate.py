@@ -117,9 +117,24 @@ def test_same_pairs_noise_and_ties_for_every_method(planted):
         assert recs["constant"].cells == recs["random"].cells and recs["constant"].auc == recs["random"].auc
     noise = {(k[0], k[1]): next(iter(v.values())).noise for k, v in by_curve.items() if k[1] == "noise"}
     assert len(set(noise.values())) == len(noise) > 1  # but a new draw on each pair
-    # map and curve come from the same embeddings
-    assert all(abs(r.similarity - r.sim0) < 1e-6 for r in records)
+    # maps come from the index's embeddings (as in the app), and the curves' forwards agree with them
+    assert all(abs(r.similarity - r.sim0) < 1e-5 for r in records) and not ev.stale
+    _, _, emb, _ = planted
+    for r in records:
+        assert r.similarity == pytest.approx(float(emb[r.i].astype(np.float64) @ emb[r.j]), abs=1e-6)
     assert ev.settings()["target"] == "decision" and "random map" in ev.settings()["selectivity"]["ties"]
+
+
+def test_a_stale_index_is_reported(planted, caplog):
+    model, images, emb, labels = planted
+    stale = emb.copy()
+    stale[:, :8] += 0.2  # as if the index had been built by another model
+    stale /= np.linalg.norm(stale, axis=1, keepdims=True)
+    ev = Evaluation(model, None, images, stale, labels, methods=["random"], n_pairs=1, perturbations=(mean_fill(),),
+                    orders=("morf",), steps=2, xi1=0.5)
+    run(ev)
+    assert ev.stale and ev.settings()["stale_pairs"] == ev.stale
+    assert "stale" in caplog.text
 
 
 def test_summaries_pair_with_random_and_the_oracle(planted):
@@ -244,3 +259,31 @@ def test_progress_reports_time_left(planted):
     ev = evaluation(planted, perturbations=(mean_fill(),), orders=("morf",), methods=["random"])
     messages = [p.message for p in ev.iter_run()]
     assert messages and all("about" in m and "left" in m for m in messages)
+
+
+def test_the_app_and_evaluate_agree_on_the_demo():
+    """ξ1 has one value, maps come from the same embeddings and random's curve (noise, ties) is the same
+    in the session the app and ``lfs-gui explain`` use as in ``evaluate``; every p default is the registry's."""
+    from lfs_gui.explain.registry import default_settings
+    from lfs_gui.jobs import run_generator
+    from lfs_gui.session import Session
+    from lfs_gui.viewer_state import ViewerState
+
+    s = Session.open_demo()
+    labels = s.gallery.labels_array()
+    ev = Evaluation(s.model, s.decoder, s.gallery.paths, s.embeddings, labels, methods=["random", "explainlfs"],
+                    n_pairs=1, perturbations=("noise",), orders=("morf",), steps=3)
+    assert ev.xi1 == s.suggested_xi1() == round(ev.xi1, 2)
+    records = run(ev)
+    for r in (r for r in records if r.pair == 0):
+        app_map = s.explain(r.i, r.j, r.method, xi1=ev.xi1)
+        ev_map = ev.explainers[r.method].explain(ev.pair_input(ev.pairs[0]))
+        np.testing.assert_array_equal(app_map.heat2, ev_map.heat2)
+        app_curve = run_generator(s.iter_curve(r.i, r.j, app_map, steps=3, perturbation="noise", seed=0))
+        assert app_curve.auc == pytest.approx(r.auc, abs=1e-6) and app_curve.settings["target"] == r.target
+        assert app_curve.settings["noise_crc32"] == r.noise and list(app_curve.order) == r.cells
+    state = ViewerState()
+    for method in ("explainlfs-rel", "explainlfs", "explainlfs-thesis"):
+        state.update_explain(method=method)
+        assert state.explain.p == default_settings(method)["p"]
+    assert state.explain.target == default_settings("grad-sim")["target"] == ev.target == "decision"

@@ -106,7 +106,7 @@ def test_curve_data_csv_json_roundtrip(session, tmp_path: Path) -> None:
         assert rec["steps"] == list(range(5)) and rec["auc"] == pytest.approx(curve.auc)
         st = rec["settings"]
         assert st["method"] == "explainlfs" and st["seed"] == 2 and st["steps"] == 4 and st["query"] == 1
-        assert st["target"] == 5 and st["perturbation"] == "noise" and st["note"] == "x"
+        assert st["target_image"] == 5 and st["target"] == "decision" and st["perturbation"] == "noise" and st["note"] == "x"
     json.loads((tmp_path / "c.json").read_text())  # strictly valid JSON (no NaN tokens)
     with pytest.raises(ValueError, match=r"\.csv, \.json"):
         figures.save_curve_data(tmp_path / "c.txt", curve)

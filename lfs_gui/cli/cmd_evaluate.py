@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=["decision", "similarity"], default="decision",
                         help="the question every method answers: decision (default; the similarity for similar pairs, "
                              "its negative for dissimilar ones) or similarity (what makes the two alike)")
+    parser.add_argument("--pair-types", nargs="+", default=["similar", "dissimilar"], choices=["similar", "dissimilar"],
+                        help="score only these pair types of the sample (default both; on similar pairs both targets "
+                             "ask the same question)")
     parser.add_argument("--perturbation", nargs="+", default=["noise"], choices=["noise", "uniform", "fill", "blur"],
                         help="what replaces a superpixel: noise N(0,1) (thesis, default), uniform, fill (white), blur")
     parser.add_argument("--orders", nargs="+", default=["morf", "lerf"], choices=["morf", "lerf"],
@@ -68,7 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
     add_device_arguments(parser, embedding=False)  # --device: the model, maps, curves and the oracle run there
-    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         model, decoder, session.gallery.paths, session.embeddings, labels,
         methods=args.methods, n_pairs=args.pairs, perturbations=args.perturbation, modes=args.modes, orders=args.orders,
         target=args.target, steps=args.steps, superpixel=args.superpixel, xi1=xi1, seed=args.seed,
-        method_settings=method_settings, bounds=args.bounds, oracle_cache=cache,
+        method_settings=method_settings, bounds=args.bounds, oracle_cache=cache, pair_types=args.pair_types,
     )
     for name, why in ev.skipped.items():
         print(f"lfs-gui evaluate: skipping {name}: {why}", file=sys.stderr)

@@ -7,9 +7,10 @@ evaluate job are thin wrappers, :mod:`lfs_gui.metrics.summary` summarises and
 
 The protocol, and what makes the comparison fair (each point is tested in tests/test_evaluate.py):
 
-* **Pairs** (:func:`~lfs_gui.metrics.pairs.sample_pairs`, seeded). Each pair's two images are embedded
-  once on the model's device; those embeddings feed every map (:class:`PairInput`) and are the
-  curves' step 0 (the curve's sim_0 is recorded next to the map's similarity).
+* **Pairs** (:func:`~lfs_gui.metrics.pairs.sample_pairs`, seeded). Every map is made from the index's
+  embeddings of the pair, as in the app and ``lfs-gui explain`` (so the maps, random's included, are
+  the same there); the curves run the model on the images, and their sim_0 is recorded next to the
+  map's similarity (a difference above 1e-3 means a stale index: warned and listed in the settings).
 * **One question.** Every method is asked the same ``target`` (default ``decision``, see
   :mod:`lfs_gui.explain.base`); a method that cannot answer it on a pair type is counted in
   ``unavailable`` with its reason, never asked another question.
@@ -53,11 +54,14 @@ from lfs_gui.metrics.pairs import PairSpec, labels_or_none, sample_pairs
 from lfs_gui.metrics.perturbations import Perturbation, make_perturbation
 from lfs_gui.metrics.ranking import ORDERS, check_order
 from lfs_gui.metrics.selectivity import MODES, Curve, Selectivity
-from lfs_gui.models.base import EmbeddingModel
+from lfs_gui.models.base import EmbeddingModel, cosine
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CurveRecord", "Evaluation", "PairSpec", "sample_pairs"]
+
+STALE_TOLERANCE = 1e-3
+"""Largest |index cosine − the model's cosine of the images| accepted silently."""
 
 
 @dataclass
@@ -127,13 +131,15 @@ class Evaluation:
         bounds: bool = False,
         oracle_batch: int | None = None,
         oracle_cache: OracleCache | None = None,
+        pair_types: Sequence[str] = ("similar", "dissimilar"),
     ) -> None:
         self.model, self.decoder, self.images = model, decoder, list(images)
         self.embeddings = np.ascontiguousarray(embeddings, np.float32)
         if len(self.images) != len(self.embeddings):
             raise ValueError(f"{len(self.images)} images but {len(self.embeddings)} embeddings")
         self.labels = labels_or_none(labels, len(self.embeddings))
-        self.xi1 = float(suggest_xi1(self.embeddings, self.labels, seed=seed) if xi1 is None else xi1)
+        # the same suggestion as the app's and the CLI's (Session.suggested_xi1), whatever the pair seed
+        self.xi1 = float(suggest_xi1(self.embeddings, self.labels) if xi1 is None else xi1)
         self.seed, self.n_pairs, self.target = int(seed), int(n_pairs), check_target(target)
         perts = [make_perturbation(p) for p in perturbations]  # names, or instances with their own settings
         self.perturbations = [p.name for p in perts]
@@ -176,10 +182,16 @@ class Evaluation:
         self.bounds = bool(bounds)
         self.oracles = {k: Oracle(sel, batch=oracle_batch, cache=oracle_cache if oracle_cache is not None else OracleCache())
                         for k, sel in self.curves.items()} if self.bounds else {}
-        self.pairs = sample_pairs(self.embeddings, self.labels, self.n_pairs, self.xi1, self.seed)
+        bad_types = set(pair_types) - {"similar", "dissimilar"}
+        if bad_types or not pair_types:
+            raise ValueError(f"pair_types must be 'similar' and/or 'dissimilar', got {list(pair_types)}")
+        self.pair_types = list(pair_types)
+        # sampled as always (the same pairs whatever is kept), then filtered
+        self.pairs = [p for p in sample_pairs(self.embeddings, self.labels, self.n_pairs, self.xi1, self.seed)
+                      if p.pair_type in self.pair_types]
         self.records: list[CurveRecord] = []
         self.unavailable: dict[tuple[str, str], dict[str, Any]] = {}  # (method, pair type) → count, reason
-        self.reclassified: list[dict[str, Any]] = []  # pairs whose type differs between the index and the re-embedding
+        self.stale: list[dict[str, Any]] = []  # pairs whose index cosine differs from the model's forward
         self._tensors: dict[int, torch.Tensor] = {}
         self._prototypes: ClassPrototypes | None = None
         self._prototypes: ClassPrototypes | None = None
@@ -192,7 +204,7 @@ class Evaluation:
         sel["seed"] = f"seed + pair number ({self.seed} + n): every method sees the same noise on a pair"
         sel["ties"] = f"broken by the pair's random map (seed {self.tie_seed}, size {self.tie_size}), the order random itself uses"
         return {
-            "target": self.target, "xi1": self.xi1, "seed": self.seed, "n_pairs": self.n_pairs,
+            "target": self.target, "xi1": self.xi1, "seed": self.seed, "n_pairs": self.n_pairs, "pair_types": self.pair_types,
             "pairs_sampled": {"similar": sum(p.similar for p in self.pairs), "dissimilar": sum(not p.similar for p in self.pairs)},
             "perturbations": {p: s.perturbation.settings() for p, s in
                               {k.split("/")[0]: v for k, v in self.curves.items()}.items()},
@@ -202,7 +214,7 @@ class Evaluation:
             if self.bounds else None,
             "skipped": self.skipped,
             "unavailable": {f"{m} on {t} pairs": v for (m, t), v in self.unavailable.items()},
-            "reclassified_pairs": self.reclassified,
+            "stale_pairs": self.stale,
             "model": getattr(self.model, "name", ""), "device": str(self.model.device), "n_images": len(self.images),
             "decoder": getattr(self.decoder, "source", None) if self.decoder is not None else None,
         }
@@ -216,14 +228,25 @@ class Evaluation:
         return self._tensors[k]
 
     def pair_input(self, spec: PairSpec) -> PairInput:
-        """The pair as every method sees it: one forward of both images on the model's device."""
+        """The pair as every method sees it: the index's embeddings (as the app and ``lfs-gui explain``
+        use them, so a map — and random's map, which breaks ties — is the same in all three) and the
+        model inputs."""
         ctx: dict[str, Any] = {}
         if self.labels is not None:
             if self._prototypes is None:  # once per gallery (EMSNN), not per pair
                 self._prototypes = ClassPrototypes.from_gallery(self.embeddings, self.labels)
             ctx = {"gallery": self.embeddings, "gallery_labels": self.labels, "prototypes": self._prototypes,
                    "label1": int(self.labels[spec.i]), "label2": int(self.labels[spec.j])}
-        return PairInput.from_tensors(self.model, self._tensor(spec.i), self._tensor(spec.j), xi1=self.xi1, **ctx)
+        h1, h2 = self.embeddings[spec.i], self.embeddings[spec.j]
+        return PairInput(h1=np.ascontiguousarray(h1), h2=np.ascontiguousarray(h2), similarity=cosine(h1, h2),
+                         xi1=self.xi1, x1=self._tensor(spec.i), x2=self._tensor(spec.j), **ctx)
+
+    def _check_embeddings(self, spec: PairSpec, pair: PairInput, sim0: float) -> None:
+        """Warn (once per pair) when the model's cosine of the inputs differs from the index's: a stale index."""
+        if abs(sim0 - pair.similarity) > STALE_TOLERANCE and (spec.i, spec.j) not in {(d["i"], d["j"]) for d in self.stale}:
+            self.stale.append({"i": spec.i, "j": spec.j, "index_similarity": pair.similarity, "model_similarity": sim0})
+            log.warning("pair (%d, %d): cosine %.4f in the index but %.4f from the model's forward of the images; "
+                        "is the index stale (rebuild it with this model)?", spec.i, spec.j, pair.similarity, sim0)
 
     def _record(self, name: str, n: int, spec: PairSpec, pair: PairInput, key: str, curve: Curve, ms: float,
                 curve_ms: float, cost: dict[str, int]) -> CurveRecord:
@@ -252,10 +275,6 @@ class Evaluation:
         done = 0
         for n, spec in enumerate(self.pairs):
             pair = self.pair_input(spec)
-            if pair.similar != spec.similar:
-                self.reclassified.append({"i": spec.i, "j": spec.j, "index_similarity": spec.similarity, "similarity": pair.similarity})
-                log.warning("pair (%d, %d): cosine %.4f in the index but %.4f re-embedded; scored as %s (is the index stale?)",
-                            spec.i, spec.j, spec.similarity, pair.similarity, "similar" if pair.similar else "dissimilar")
             ptype = "similar" if pair.similar else "dissimilar"
             ties = random_heat(pair.h1, pair.h2, self.tie_seed, self.tie_size)
             x1, x2 = self._tensor(spec.i), self._tensor(spec.j)
@@ -278,6 +297,7 @@ class Evaluation:
                         for key, sel in self.curves.items():
                             t0 = time.perf_counter()
                             curve = sel(self.model, x1, x2, res.heat1, res.heat2, pair.similar, ties=ties, seed=self.seed + n)
+                            self._check_embeddings(spec, pair, float(curve.settings["sim_orig"]))
                             self._record(name, n, spec, pair, key, curve, ms, (time.perf_counter() - t0) * 1e3, res.cost)
                 done += 1
                 eta.finished((name, spec.pair_type), time.perf_counter() - t_unit)
