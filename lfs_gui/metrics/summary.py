@@ -115,14 +115,3 @@ def summarize(records: Sequence[CurveRecord]) -> list[dict[str, Any]]:
 
     rows.sort(key=key)
     return rows
-
-
-def unavailable_counts(records: Sequence[CurveRecord]) -> dict[str, int]:
-    """Similar pairs whose sim_0 ≤ 0.05 left their ratio undefined, per method (NaN AUC)."""
-    out: dict[str, int] = {}
-    seen: set[tuple[str, int, int]] = set()
-    for r in records:
-        if not np.isfinite(r.auc) and (r.method, r.i, r.j) not in seen:
-            seen.add((r.method, r.i, r.j))
-            out[r.method] = out.get(r.method, 0) + 1
-    return out
