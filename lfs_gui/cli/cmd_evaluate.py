@@ -115,14 +115,11 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser().resolve()
     check_writable(out, is_dir=True)
     method_settings = parse_settings(args.settings)
-    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint,
+    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=device,
                            **index_overrides(args))
     labels = session.gallery.labels_array() if session.gallery.has_labels else None
     xi1 = session.suggested_xi1() if args.xi1 is None else args.xi1
-    model = session.model.to(device)
-    decoder = session.decoder
-    if decoder is not None and hasattr(decoder, "to"):
-        decoder = decoder.to(device)
+    model, decoder = session.model, session.decoder  # on ``device`` (the session moved them)
     cache = None
     if args.bounds:
         cache = OracleCache(Path(args.oracle_cache).expanduser() if args.oracle_cache else user_cache_dir() / "oracle")
