@@ -276,8 +276,7 @@ class MainWindow(WindowActions, QMainWindow):
             except Exception as exc:  # noqa: BLE001 - shown to the user
                 self.show_error("Could not change the device", str(exc))
                 return
-            self._on_session(session)
-            self.controller._on_pair()
+            self.session_updated(session)
         self._status_message(f"device: {spec}")
 
     def ask_trust(self, exc: Any, where: str) -> bool:

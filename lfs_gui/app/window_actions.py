@@ -163,9 +163,13 @@ class WindowActions:
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.show_error("Could not use the decoder", str(exc))
             return
+        self.session_updated(session)
+        self._status_message(f"decoder {Path(path).name} in use")
+
+    def session_updated(self, session: Any) -> None:
+        """The open session changed in place (decoder, device): refresh the status and explain again."""
         self._on_session(session)
         self.controller._on_pair()
-        self._status_message(f"decoder {Path(path).name} in use")
 
     # -- external query ----------------------------------------------------------------------------
     def open_image_query(self, path: Path | str | None) -> int | None:
