@@ -19,8 +19,8 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QWidget
 
 LEFT_MIN_WIDTH = 190
 PAIR_MIN_HEIGHT = 190
-CURVES_MIN_HEIGHT = 170
-PAIR_SHARE = 0.55  # of the right column's height below the retrievals row (the curves get the rest)
+CURVES_MIN_HEIGHT = 180
+PAIR_SHARE = 0.52  # of the right column's height below the retrievals row (the curves get the rest)
 LEFT_SHARE = 0.24
 DEFAULT_SIZE = (1400, 900)
 
