@@ -17,6 +17,7 @@ images), and the indexed split otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -41,6 +42,7 @@ from lfs_gui.paths import user_cache_dir
 log = logging.getLogger(__name__)
 
 DECODER_FILE = "decoder.pt"
+ENGINES = ("local", "ray")
 DATASET_KINDS = ("cub-official", "cub-dml", "cars-dml", "cars-stanford")
 
 
@@ -94,6 +96,24 @@ def with_split(gallery: Gallery, split: str) -> Gallery:
     return open_gallery(gallery.root, split=split, kind=gallery.kind)
 
 
+def _engine_running(engine: str, ray_address: str | None) -> contextlib.AbstractContextManager:
+    """Ray started (or reached) once for the whole build with ``engine`` ``ray``; nothing otherwise."""
+    if engine != "ray":
+        return contextlib.nullcontext()
+    from lfs_gui.data.ray_engine import ray_running
+
+    return ray_running(ray_address)
+
+
+def _embedder(engine: str, model: EmbeddingModel, store: Any, ray_address: str | None, model_info: dict | None,
+              **kw: Any) -> Embedder:
+    if engine == "ray":
+        from lfs_gui.data.ray_engine import RayEmbedder
+
+        return RayEmbedder(model, store, ray_address=ray_address, model_info=model_info, **kw)
+    return Embedder(model, store, **kw)
+
+
 def iter_build_index(
     gallery: Gallery,
     model: EmbeddingModel,
@@ -112,15 +132,23 @@ def iter_build_index(
     amp: bool = False,
     shard_rows: int = DEFAULT_SHARD_ROWS,
     shard_seconds: float = DEFAULT_SHARD_SECONDS,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> Generator[Progress, None, BuildReport]:
     """Embed ``gallery`` with ``model`` (on its device), build and save the index in ``out``; yields Progress.
 
     Undecodable images are skipped and reported. ``decoder_file`` records an existing decoder instead
     of training one; ``decoder_split`` (default :func:`default_decoder_split`) is what a new one is
     trained on. Embeddings are cached in ``cache_dir`` (default: the user cache) unless ``use_cache``
-    is False (then nothing survives an interruption).
+    is False (then nothing survives an interruption). ``engine`` ``ray`` embeds as a Ray Data job
+    (:mod:`lfs_gui.data.ray_engine`; ``ray_address`` None: ``RAY_ADDRESS`` or a local Ray) into the same
+    cache.
     """
     t0 = time.perf_counter()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown embedding engine {engine!r}; use {' or '.join(ENGINES)}")
+    if ray_address is not None and engine != "ray":
+        raise ValueError("--ray-address needs --engine ray")
     folder = Path(out).expanduser().resolve()
     root = Path(gallery.root).resolve()
     if folder == root or root in folder.parents:
@@ -131,9 +159,9 @@ def iter_build_index(
     if train_decoder and decoder_file is None:
         dec_split = decoder_split or default_decoder_split(gallery)
         dec_gallery = with_split(gallery, dec_split)  # a bad split fails before any work
-    with open_store(cache, model, amp) as store:
-        embedder = Embedder(model, store, batch_size=batch_size, num_workers=num_workers, amp=amp,
-                            shard_rows=shard_rows, shard_seconds=shard_seconds)
+    with open_store(cache, model, amp) as store, _engine_running(engine, ray_address):
+        embedder = _embedder(engine, model, store, ray_address, model_info, batch_size=batch_size,
+                             num_workers=num_workers, amp=amp, shard_rows=shard_rows, shard_seconds=shard_seconds)
         plan = yield from embedder.iter_plan(FileRecords.stat(gallery.paths, gallery.relpaths))
         embedded, reused = plan.embedded, plan.reused
         ok = plan.ok

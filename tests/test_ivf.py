@@ -85,7 +85,7 @@ def test_build_writes_the_files_and_no_leftovers(built) -> None:
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(["embeddings.npy", "info.json", IVF_INDEX_FILE, IVF_DATA_FILE, IVF_LISTS_FILE])
     assert info.count == N and info.dim == DIM and info.nlist == auto_nlist(N)
-    assert 0.01 * N < info.outliers < 0.04 * N  # ~2 % of the vectors, farthest from their centroids
+    assert 0.01 * N < info.outliers < 0.03 * N  # ~2 % of the vectors, farthest from their centroids
     assert info.ivfdata_bytes == (folder / IVF_DATA_FILE).stat().st_size
     assert info.ivfdata_bytes >= N * (DIM + 8)  # an 8-bit code and an id per vector, on disk
 
@@ -93,7 +93,7 @@ def test_build_writes_the_files_and_no_leftovers(built) -> None:
 def test_both_ends_match_brute_force(built) -> None:
     folder, x, info = built
     index, stats = open_ivf(folder, info, "rebuild")
-    s = IvfSearcher(index, stats, NpyRows(folder / "embeddings.npy"), info.nprobe, info.nprobe_bottom)
+    s = IvfSearcher(index, stats, NpyRows(folder / "embeddings.npy"), info)
     rng = np.random.default_rng(3)
     qids = rng.choice(N, 40, replace=False)
     (td, ti), (bd, bi) = s.search(x[qids], K, qids.astype(np.int64), (True, True))
@@ -124,7 +124,7 @@ def test_pq_quantizer_answers_both_ends(tmp_path: Path) -> None:
     finally:
         faiss.omp_set_num_threads(threads)
     index, stats = open_ivf(tmp_path, info, "rebuild")
-    s = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom)
+    s = IvfSearcher(index, stats, x, info)
     qids = np.arange(0, 10_000, 500)
     (_, ti), (_, bi) = s.search(x[qids], K, qids, (True, True))
     rec = [np.mean([len(set(ii[r]) & set(brute(x, x[q], q)[e])) / K for r, q in enumerate(qids)])
@@ -142,7 +142,7 @@ _OPEN = textwrap.dedent("""
     info = IvfInfo.from_dict(json.loads((folder / "info.json").read_text()))
     index, stats = open_ivf(folder, info, "rebuild")
     x = NpyRows(folder / "embeddings.npy")
-    s = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom)
+    s = IvfSearcher(index, stats, x, info)
     (_, ti), (_, bi) = s.search(x[:5], 20, np.arange(5), (True, True))
     sys.stderr.write("RESULT " + json.dumps({"top": ti.tolist(), "bottom": bi.tolist()}) + "\\n")
 """)
@@ -163,7 +163,7 @@ def test_opens_in_a_fresh_process_after_the_folder_moved(built, tmp_path: Path) 
     assert res.stdout == ""  # FAISS' own printf about the moved data file does not reach stdout
     out = json.loads(res.stderr.split("RESULT ", 1)[1])
     index, stats = open_ivf(folder, info, "rebuild")
-    (_, ti), (_, bi) = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom).search(
+    (_, ti), (_, bi) = IvfSearcher(index, stats, x, info).search(
         x[:5], 20, np.arange(5), (True, True))
     assert out == {"top": ti.tolist(), "bottom": bi.tolist()}
 
