@@ -34,7 +34,8 @@ from lfs_gui.build_decoder import (
 from lfs_gui.data.embed import Embedder, open_store
 from lfs_gui.data.galleries import Gallery
 from lfs_gui.data.shards import DEFAULT_SHARD_ROWS, DEFAULT_SHARD_SECONDS, FileRecords
-from lfs_gui.index.faiss_index import EmbeddingIndex
+from lfs_gui.index.faiss_index import AUTO_FLAT_MAX, EmbeddingIndex, choose_kind
+from lfs_gui.index.ivf_files import IvfSettings
 from lfs_gui.index.recall import retrieval_metrics
 from lfs_gui.index.sidecar import SIDECAR_FILE, IndexMeta, relative_root
 from lfs_gui.index.store import save_index, staged_embeddings_path, sweep_temp_files
@@ -125,6 +126,7 @@ def iter_build_index(
     shard_seconds: float = DEFAULT_SHARD_SECONDS,
     engine: str = "local",
     ray_address: str | None = None,
+    ivf: IvfSettings | None = None,
 ) -> Generator[Progress, None, BuildReport]:
     """Embed ``gallery`` with ``model`` (on its device), build and save the index in ``out``; yields Progress.
 
@@ -133,7 +135,7 @@ def iter_build_index(
     trained on. Embeddings are cached in ``cache_dir`` (default: the user cache) unless ``use_cache``
     is False (then nothing survives an interruption). ``engine`` ``ray`` embeds as a Ray Data job
     (:mod:`lfs_gui.data.ray_engine`; ``ray_address`` None: ``RAY_ADDRESS`` or a local Ray) into the same
-    cache.
+    cache. ``ivf``: settings of kind ``ivf`` (:mod:`lfs_gui.index.ivf_files`; default: from the size).
     """
     t0 = time.perf_counter()
     if engine not in ENGINES:
@@ -177,7 +179,13 @@ def iter_build_index(
     info = {**model.describe(), **(model_info or {}), **({"precision": store.precision} if store.precision != "fp32" else {})}
     if info.get("source") and not info.get("demo") and Path(info["source"]).is_file():
         info["source_relative"] = relative_root(info["source"], folder)  # found again if it moves with the index
-    index = EmbeddingIndex(x, kind=kind)
+    if choose_kind(kind, len(kept)) == "ivf":  # on disk, next to the embeddings (lfs_gui.index.ivf)
+        from lfs_gui.index.ivf import iter_ivf_index
+
+        (folder / SIDECAR_FILE).unlink(missing_ok=True)  # an old sidecar must not vouch for new IVF files
+        index = yield from iter_ivf_index(staged, folder, ivf)
+    else:
+        index = EmbeddingIndex(x, kind=kind)
     report = BuildReport(folder=folder, count=len(kept), skipped=skipped, index_kind=index.kind,
                          embedded=embedded, reused=reused, cache=str(store.folder) if cache is not None else None)
 
@@ -194,7 +202,7 @@ def iter_build_index(
 
     meta = IndexMeta.from_gallery(kept, model.identity(), info, decoder_file=dec_ref, decoder_split=dec_split)
     save_index(index, folder, meta, staged_embeddings=staged)
-    if kept.has_labels and len(kept) > 1:
+    if kept.has_labels and 1 < len(kept) < AUTO_FLAT_MAX:  # leave-one-out is all pairs: skipped at IVF scale
         m = retrieval_metrics(x, kept.labels_array())
         report.recall, report.map_at_r = dict(m.recall), float(m.map_at_r)
     report.seconds = time.perf_counter() - t0

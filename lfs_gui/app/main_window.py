@@ -413,6 +413,7 @@ class MainWindow(WindowActions, QMainWindow):
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
+        self.gallery.shutdown()
         for ch in (*self._channels(), self.warm_channel):
             ch.shutdown(60000)
         self.thumbs.close()

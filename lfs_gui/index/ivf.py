@@ -39,14 +39,18 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
-from lfs_gui.index.ivf_build import quiet_stdout
-from lfs_gui.index.ivf_files import IVF_DATA_FILE, IVF_INDEX_FILE, IVF_LISTS_FILE, IvfInfo
+from lfs_gui.index.faiss_index import EmbeddingIndex
+from lfs_gui.index.ivf_build import iter_build_ivf, quiet_stdout
+from lfs_gui.index.ivf_files import IVF_DATA_FILE, IVF_INDEX_FILE, IVF_LISTS_FILE, IvfInfo, IvfSettings, NpyRows
+from lfs_gui.index.sidecar import IndexLoadError, IndexMeta
+from lfs_gui.jobs import Progress
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +59,29 @@ _Res = tuple[np.ndarray, np.ndarray]
 _HEADERS = {"sq8": b"IwSq", "pq": b"IwPQ"}
 
 
-class IvfLoadError(ValueError):
+class IvfLoadError(IndexLoadError):
     """The IVF files could not be opened; the message names the file and the fix."""
+
+
+def iter_ivf_index(embeddings: str | Path, folder: str | Path, settings: IvfSettings | None = None,
+                   meta: IndexMeta | None = None) -> Generator[Progress, None, EmbeddingIndex]:
+    """Build the IVF files in ``folder`` from the ``.npy`` matrix ``embeddings`` (unit rows) and return
+    the ``ivf`` :class:`EmbeddingIndex` over them (``save_index`` then records them in the sidecar)."""
+    rows = NpyRows(embeddings)
+    info = yield from iter_build_ivf(rows, folder, settings)
+    index, stats = open_ivf(folder, info, "build the index again")
+    return EmbeddingIndex(np.load(embeddings, mmap_mode="r"), "ivf", meta, ivf=IvfSearcher(index, stats, rows, info))
+
+
+def open_ivf_searcher(folder: Path, record: object, embeddings: Path, fix: str) -> "IvfSearcher":
+    """The searcher of an index folder whose sidecar's ``ivf`` object is ``record`` (see :mod:`.ivf_files`)."""
+    try:
+        info = IvfInfo.from_dict(record)
+        rows = NpyRows(embeddings)
+    except ValueError as exc:
+        raise IvfLoadError(f"{folder}: {exc}; {fix}") from exc
+    index, stats = open_ivf(folder, info, fix)
+    return IvfSearcher(index, stats, rows, info)
 
 
 def open_ivf(folder: str | Path, info: IvfInfo, fix: str) -> tuple[faiss.IndexIVF, np.ndarray]:
@@ -116,6 +141,7 @@ class IvfSearcher:
             raise ValueError(f"embeddings {tuple(rows.shape)} do not match the IVF index ({index.ntotal}, {index.d})")
         self.index = index
         self.rows = rows
+        self.info = info
         self.nlist = index.nlist - 1  # the last list holds the outliers
         self.centroids = np.ascontiguousarray(index.quantizer.reconstruct_n(0, self.nlist), dtype=np.float32)
         counts = stats[: self.nlist, 0].astype(np.float64)

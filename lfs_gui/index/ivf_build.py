@@ -101,6 +101,8 @@ def iter_build_ivf(x: Any, folder: str | Path, settings: IvfSettings | None = No
     s = resolve_settings(settings or IvfSettings(), n, dim)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(".ivf-build-*"):  # blocks of a build that was killed
+        shutil.rmtree(old, ignore_errors=True)
     picked = np.random.default_rng(s.seed).choice(n, size=min(n, s.train_size + HELD_OUT), replace=False)
     rows = np.sort(picked[: s.train_size])
     held = np.sort(picked[s.train_size:]) if s.train_size < n else rows[:HELD_OUT]  # tiny n: reuse the sample
