@@ -15,12 +15,14 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QToolButton, QWidget,
+    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
+from lfs_gui.app import layout
 from lfs_gui.app import settings as app_settings
 from lfs_gui.app.controller import Controller
 from lfs_gui.app.thumbnails import ThumbnailCache
@@ -57,9 +59,12 @@ def _open_index(path: str, device: str = "auto", trusted: frozenset[str] = froze
     from lfs_gui.models.safe_load import check_trust
     from lfs_gui.session import Session
 
+    from lfs_gui.index.store import index_dir
+    from lfs_gui.session.opening import find_model_file
+
     dev = usable_device(device)
     session = yield from Session.iter_open_index(path, device=dev, **options)
-    source = session.model_info.get("source")
+    source = options.get("model_path") or find_model_file(session.model_info, index_dir(path))  # it may have moved
     if not options.get("trust_checkpoint") and not session.model_info.get("demo") and source and Path(source).is_file():
         if str(Path(source).resolve()) in trusted:
             return (yield from Session.iter_open_index(path, device=dev, **{**options, "trust_checkpoint": True}))
@@ -92,6 +97,7 @@ class MainWindow(WindowActions, QMainWindow):
         self._last_index_open: tuple[str, dict] | None = None
         self._last_build: tuple[Any, ...] | None = None
         self._asking_trust = False
+        self.locateDialog: Any = None  # the open "where is the gallery / model?" question, if any
         self.state = ViewerState()
         self.thumbs = ThumbnailCache(size=128, parent=self)
         self.last_error: str | None = None
@@ -114,16 +120,31 @@ class MainWindow(WindowActions, QMainWindow):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.query)
         row.addWidget(self.retrievals, 1)
+        # The pair, and the views that explain other pairs (failure triplet, two models), share one place
+        # and the explanation controls under it.
+        self.pairTabs = QTabWidget(objectName="pairTabs")
+        self.pairTabs.setDocumentMode(True)
+        self.pairTabs.addTab(self.pair, "Pair")
+        middle = QWidget(objectName="middle")
+        mid = QVBoxLayout(middle)
+        mid.setContentsMargins(0, 0, 0, 0)
+        mid.setSpacing(2)
+        mid.addWidget(self.pairTabs, 1)
+        mid.addWidget(self.pair.controls)
         self.rightSplit = QSplitter(Qt.Orientation.Vertical, objectName="rightSplit")
-        for w in (top, self.pair, self.curves):
+        for w in (top, middle, self.curves):
             self.rightSplit.addWidget(w)
         self.rightSplit.setSizes([260, 360, 240])
+        self.leftTabs = QTabWidget(objectName="leftTabs")
+        self.leftTabs.setDocumentMode(True)
+        self.leftTabs.addTab(self.gallery, "Gallery")
         self.mainSplit = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplit")
-        self.mainSplit.addWidget(self.gallery)
+        self.mainSplit.addWidget(self.leftTabs)
         self.mainSplit.addWidget(self.rightSplit)
         self.mainSplit.setSizes([330, 1070])
         self.mainSplit.setStretchFactor(1, 1)
         self.setCentralWidget(self.mainSplit)
+        layout.apply_minimums(self.leftTabs, middle, self.curves, self.mainSplit, self.rightSplit)
 
         # Long jobs: one channel per kind (a new request of a kind replaces the old one).
         self.session_channel = JobChannel("session", self)
@@ -133,10 +154,11 @@ class MainWindow(WindowActions, QMainWindow):
         self.warm_channel = JobChannel("warm", self)
         self._warmed = False
         self._job_labels: dict[JobChannel, str] = {}
+        self._extra_channels: list[JobChannel] = []
+        self._failure_titles = {"session": "Could not open the session", "export": "Export failed",
+                                "embed": "Could not use the image", "build": "Indexing / decoder training failed"}
         for ch in self._channels():
-            ch.item.connect(self._on_job_progress)
-            ch.busyChanged.connect(self._update_job_bar)
-            ch.failed.connect(lambda exc, tb, ch=ch: self._on_job_failed(ch, exc))
+            self._wire_channel(ch)
         self.session_channel.done.connect(self.set_session)
         self.export_channel.done.connect(lambda path: self._status_message(f"exported {path}", path))
         self.embed_channel.done.connect(self._on_embedded)
@@ -146,9 +168,16 @@ class MainWindow(WindowActions, QMainWindow):
 
         self._build_status_bar()
         self._build_menus()
+        self.layout_ = layout.WindowLayout(self, self.mainSplit, self.rightSplit, self.pair, self.retrievals,
+                                           self.query)
         self._build_panel_keys()
         self.query.imageRequested.connect(self.open_image_query)
         self.state.sessionChanged.connect(self._on_session)
+        from lfs_gui.app.compare_actions import CompareActions
+        from lfs_gui.app.failure_actions import FailureActions
+
+        self.failures = FailureActions(self)  # the Failures tab and the failure triplet
+        self.compare = CompareActions(self)  # a second index: Two models tabs
         self._restore_geometry()
 
     # -- building --------------------------------------------------------------------------------
@@ -177,6 +206,9 @@ class MainWindow(WindowActions, QMainWindow):
         self.recentIndexes = file.addMenu("Recent indexes")
         file.addSeparator()
         self._add(file, "Open image as &query…", lambda: self.open_image_query(None), "Ctrl+I", "actionOpenImage")
+        self._add(file, "Compare two &images…", self.open_verify, "Ctrl+Shift+I", "actionCompareImages")
+        self._add(file, "Compare with a second inde&x…", lambda: self.compare.choose_second_index(), None,
+                  "actionCompareIndex")
         self.recentImages = file.addMenu("Recent query images")
         file.addSeparator()
         self._add(file, "Open &model for indexing…", self.choose_model, None, "actionOpenModel")
@@ -251,8 +283,10 @@ class MainWindow(WindowActions, QMainWindow):
         return self.session_channel.start(lambda d=self.device_spec: _open_demo(d))
 
     def open_index(self, path: str | Path, **options: Any) -> int:
-        """Open a saved index in the background (``options``: ``decoder``, ``trust_checkpoint``), on the
-        window's device. A model that needs trust makes the window ask (:meth:`ask_trust`)."""
+        """Open a saved index in the background (``options``: ``decoder``, ``trust_checkpoint``,
+        ``gallery_root``, ``model_path``), on the window's device. A model that needs trust makes the
+        window ask (:meth:`ask_trust`); a gallery or model that moved, where it is (:meth:`ask_locate`)."""
+        options.setdefault("require_model", True)  # a moved model is asked for now, not at the first curve
         self.jobLabel.setText(f"opening {Path(path).name}…")
         self._pending_open = str(path)
         self._last_index_open = (str(path), dict(options))
@@ -311,6 +345,33 @@ class MainWindow(WindowActions, QMainWindow):
             self._status_message(f"{exc.path.name} is trusted for this run; repeat the action")
         return True
 
+    def ask_locate(self, exc: Any) -> bool:
+        """If ``exc`` says the index being opened lost its gallery or model (they moved), ask where they
+        are now (:mod:`lfs_gui.app.locate`, non-blocking) and open it again with the answer. Returns
+        whether ``exc`` was such an error."""
+        from lfs_gui.app.locate import locate_dialog, missing_what, reopen_options
+
+        what = missing_what(exc)
+        if what is None or self._last_index_open is None:
+            return False
+        path, options = self._last_index_open
+        dlg = locate_dialog(self, exc, path)
+        self.locateDialog = dlg
+
+        def answered(result: int) -> None:
+            files = dlg.selectedFiles() if result else []
+            self.locateDialog = None
+            dlg.deleteLater()
+            again = reopen_options(what, files[0] if files else None, options)
+            if again is None:
+                self.show_error("Could not open the session", str(exc))
+            else:
+                self.open_index(path, **again)
+
+        dlg.finished.connect(answered)
+        dlg.open()
+        return True
+
     def choose_index(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a saved index", "", "lfs-gui index (*.json *.faiss *.index);;All files (*)")
         if path:
@@ -341,6 +402,12 @@ class MainWindow(WindowActions, QMainWindow):
         self.sessionLabel.setToolTip("\n".join(f"{k}: {v}" for k, v in d.items()))
         self.thumbs.prefetch([it.path for it in session.gallery.items[:64]])
 
+    def open_verify(self) -> Any:
+        """File ▸ Compare two images…: two files, no gallery (:mod:`lfs_gui.app.verify_dialog`)."""
+        from lfs_gui.app.verify_dialog import show_verify_dialog
+
+        return show_verify_dialog(self)
+
     def select_query(self, gallery_id: int) -> None:
         """Make gallery item ``gallery_id`` the query (as a click in the gallery would)."""
         session = self.state.session
@@ -365,7 +432,21 @@ class MainWindow(WindowActions, QMainWindow):
             self.jobLabel.setText("")
 
     def _channels(self) -> tuple[JobChannel, ...]:
-        return (self.session_channel, self.export_channel, self.embed_channel, self.build_channel)
+        return (self.session_channel, self.export_channel, self.embed_channel, self.build_channel,
+                *self._extra_channels)
+
+    def _wire_channel(self, ch: JobChannel) -> None:
+        ch.item.connect(self._on_job_progress)
+        ch.busyChanged.connect(self._update_job_bar)
+        ch.failed.connect(lambda exc, tb, ch=ch: self._on_job_failed(ch, exc))
+
+    def register_channel(self, channel: JobChannel, failure_title: str) -> JobChannel:
+        """Show ``channel``'s progress in the status bar (Cancel stops it), its errors in a message box
+        titled ``failure_title``, and stop it on shutdown (for the window's add-on panels)."""
+        self._extra_channels.append(channel)
+        self._failure_titles[channel.name] = failure_title
+        self._wire_channel(channel)
+        return channel
 
     def cancel_jobs(self) -> None:
         for ch in self._channels():
@@ -375,9 +456,9 @@ class MainWindow(WindowActions, QMainWindow):
     def _on_job_failed(self, channel: JobChannel, exc: Any) -> None:
         if self.ask_trust(exc, channel.name):
             return
-        what = {"session": "Could not open the session", "export": "Export failed", "embed": "Could not use the image",
-                "build": "Indexing / decoder training failed"}
-        self.show_error(what.get(channel.name, "Job failed"), str(exc))
+        if channel is self.session_channel and self.ask_locate(exc):
+            return
+        self.show_error(self._failure_titles.get(channel.name, "Job failed"), str(exc))
 
     def show_error(self, title: str, message: str) -> None:
         """A non-blocking message box; the traceback is in the log."""
@@ -400,26 +481,18 @@ class MainWindow(WindowActions, QMainWindow):
 
     # -- geometry / shutdown -----------------------------------------------------------------------
     def _restore_geometry(self) -> None:
-        geo = self.settings.value("window/geometry")
-        if isinstance(geo, QByteArray) and not geo.isEmpty():
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1400, 900)
-        for split in (self.mainSplit, self.rightSplit):
-            st = self.settings.value(f"window/{split.objectName()}")
-            if isinstance(st, QByteArray) and not st.isEmpty():
-                split.restoreState(st)
+        self.layout_.restore(self.settings, self.leftTabs)
 
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
         self.gallery.shutdown()
+        self.failures.shutdown()
+        self.compare.shutdown()
         for ch in (*self._channels(), self.warm_channel):
             ch.shutdown(60000)
         self.thumbs.close()
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        for split in (self.mainSplit, self.rightSplit):
-            self.settings.setValue(f"window/{split.objectName()}", split.saveState())
+        self.layout_.save(self.settings, self.leftTabs)
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -117,6 +117,7 @@ class WindowActions:
         if self._build_busy():
             return None
         options.setdefault("xi1", self.state.explain.xi1)
+        options.setdefault("target", self.state.explain.target)
         self.jobLabel.setText("evaluating the explainers…")
         return self.build_channel.start(lambda: evaluate_job(session, out, pairs, **options))
 
@@ -198,16 +199,26 @@ class WindowActions:
         default = {"pair": "pair.png", "sheet": "retrievals.png", "curve": "curve.csv"}[what]
         last = self.settings.value("export/dir", str(Path.home()))
         path, _ = QFileDialog.getSaveFileName(self, "Export", str(Path(str(last)) / default), filters)
-        if path:
-            self.settings.setValue("export/dir", str(Path(path).parent))
-            self.export(what, path)
+        if not path:
+            return
+        self.settings.setValue("export/dir", str(Path(path).parent))
+        options: dict[str, Any] = {}
+        if what in ("pair", "sheet"):
+            from lfs_gui.app.widgets.export_dialog import FigureExportOptions
 
-    def export(self, what: str, path: str | Path) -> int | None:
-        """Write the current pair figure / retrieval sheet / curve data to ``path`` in the background."""
+            dialog = FigureExportOptions(self, self.settings, {"pair": "pair figure", "sheet": "retrieval sheet"}[what])
+            if not dialog.exec():
+                return
+            options = dialog.options()
+        self.export(what, path, **options)
+
+    def export(self, what: str, path: str | Path, **options: Any) -> int | None:
+        """Write the current pair figure / retrieval sheet / curve data to ``path`` in the background;
+        ``options`` (``size``, ``dpi``) are the export dialog's (see :mod:`lfs_gui.app.export`)."""
         from lfs_gui.app.export import export_job
 
         try:
-            factory = export_job(what, Path(path), self.state, self.controller.last_curves)
+            factory = export_job(what, Path(path), self.state, self.controller.last_curves, **options)
         except ValueError as exc:
             self.show_error("Nothing to export", str(exc))
             return None

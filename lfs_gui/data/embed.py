@@ -146,10 +146,10 @@ class Embedder:
             return
         rec, n = plan.records, len(plan.records)
         writer = ShardWriter(self.store, rec, plan.located, self.shard_rows, self.shard_seconds)
-        done = 0
-        batches = self._batches(rec, todo)
+        done = batches = 0
+        source = self._batches(rec, todo)
         try:
-            for pos, emb, good, reasons, sizes, mtimes in batches:
+            for pos, emb, good, reasons, sizes, mtimes in source:
                 idx = todo[pos]
                 for i, g, r in zip(idx, good, reasons):
                     if not g:
@@ -160,11 +160,13 @@ class Embedder:
                 for j in np.nonzero(~keep)[0]:
                     plan.transient[int(idx[j])] = (reasons[j], emb[j].copy() if good[j] else None)
                 writer.add(idx[keep], good[keep], [r for r, k in zip(reasons, keep) if k], emb[keep])
+                batches += 1
+                kill_point(f"batch:{batches}")
                 done += len(idx)
                 plan.embedded += len(idx)
                 yield Progress(min(n, plan.reused + done), n, f"embedding {done}/{len(todo)} images")
         finally:
-            batches.close()  # stops the decoding workers (or the Ray job) at once when the consumer stops early
+            source.close()  # stops the decoding workers (or the Ray job) at once when the consumer stops early
             try:
                 writer.flush()  # also on Ctrl-C / cancel: every finished batch is kept
             except OSError as exc:
