@@ -159,11 +159,13 @@ def worker_build(vectors: Path, folder: Path, quantizer: str, reuse: Path) -> di
         index, stats = open_ivf(folder, info, "rebuild")
         rows = NpyRows(staged)
         ix = EmbeddingIndex(np.load(staged, mmap_mode="r"), "ivf", ivf=IvfSearcher(index, stats, rows, info))
-        seconds = float(json.loads((reuse / "info.json").read_text()).get("seconds", 0.0))
+        earlier = json.loads((reuse / "info.json").read_text())  # that build's own figures
+        seconds, build_peak = float(earlier.get("seconds", 0.0)), float(earlier.get("peak_anon", 0.0))
+        peak.stop()
     else:
         ix = run_generator(iter_ivf_index(staged, folder, IvfSettings(quantizer=quantizer)))
-        seconds = time.perf_counter() - t
-    build_peak, mem = peak.stop(), memory()
+        seconds, build_peak = time.perf_counter() - t, peak.stop()
+    mem = memory()
     rels, labels, classes = synthetic_rows(len(ix))
     gallery = folder.parent / f"gallery-{len(ix)}"
     for i in np.unique(np.linspace(0, len(ix) - 1, 16).astype(int)):  # what opening checks is there
