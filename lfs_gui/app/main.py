@@ -73,11 +73,13 @@ def run_app(
     timeout_s: float = 180.0,
     decoder: str | None = None,
     trust_checkpoint: bool = False,
+    device: str | None = None,
 ) -> int:
-    """Run the desktop app; returns the exit code."""
+    """Run the desktop app; returns the exit code. ``device``: where models run for this run (default:
+    the Device menu's remembered choice)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     init_app_names()
-    window = MainWindow()
+    window = MainWindow(device=device)
     driver = None
     if screenshot:
         window.resize(1400, 900)

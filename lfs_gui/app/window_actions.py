@@ -46,6 +46,9 @@ class WindowActions:
         model = model if model is not None else getattr(self, "model_path", None)
         if self._build_busy():
             return None
+        self._last_build = (gallery, out, model, dict(options))  # repeated with trust if the user agrees
+        options = {"device": self.device_spec, **options,
+                   "trust_checkpoint": model is not None and str(Path(model).resolve()) in self._trusted_models}
         self.jobLabel.setText(f"indexing {Path(gallery).name}…")
         session = self.state.session
         demo = session.model if session is not None and session.model_info.get("demo") and session.model_loaded else None
@@ -70,8 +73,21 @@ class WindowActions:
             self.use_model(path)
 
     def use_model(self, path: str | Path) -> None:
-        """Remember a model file for *Index a gallery* (checked when the index is built, in the worker:
-        loading a ResNet50 takes seconds). Supported formats: ``models/README.md``."""
+        """Remember a model file for *Index a gallery* (loaded when the index is built, in the worker:
+        loading a ResNet50 takes seconds). Supported formats: ``models/README.md``. A checkpoint that
+        would need trust is found now (a scan of its pickle, nothing is unpickled) and the user is asked;
+        declined, the model is not used."""
+        from lfs_gui.models.safe_load import TrustRequired, check_trust
+
+        try:
+            check_trust(path)
+        except TrustRequired as exc:
+            from lfs_gui.app.widgets.trust_dialog import ask_to_trust
+
+            if not ask_to_trust(self, exc):
+                self._status_message(f"model {Path(path).name} not used: it needs trust")
+                return
+            self._trusted_models.add(str(Path(path).resolve()))
         self.model_path = Path(path)
         app_settings.add_recent(self.settings, "models", str(path))
         self._status_message(f"model {Path(path).name} will embed the next gallery you index")

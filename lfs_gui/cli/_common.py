@@ -99,14 +99,14 @@ def emit_json(obj: Any) -> None:
     print(json.dumps(jsonable(obj), indent=1, ensure_ascii=False))
 
 
-def add_device_arguments(parser: argparse.ArgumentParser, embedding: bool = True) -> None:
+def add_device_arguments(parser: argparse.ArgumentParser, embedding: bool = True, default: str | None = "auto") -> None:
     """``--device`` (every command that runs a model or decoder) and, with ``embedding``,
     ``--batch-size`` and ``--amp`` for the embedding forward passes. Read them with
-    :func:`device_from_args`."""
+    :func:`device_from_args`. ``default=None`` (the app) means "the remembered choice"."""
     g = parser.add_argument_group("device")
-    g.add_argument("--device", default="auto", metavar="DEV",
+    g.add_argument("--device", default=default, metavar="DEV",
                    help="where models and decoders run: auto (CUDA if available, else MPS, else CPU), cpu, cuda, "
-                        "cuda:N or mps (default auto)")
+                        "cuda:N or mps (default " + (default or "the choice remembered in the Device menu") + ")")
     if embedding:
         g.add_argument("--batch-size", type=int, default=None, metavar="N",
                        help="images per embedding batch (default: 32 on CPU, 256 on a GPU)")
@@ -122,7 +122,7 @@ def device_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     """
     from lfs_gui.device import batch_defaults, is_accelerator, resolve_device
 
-    device = resolve_device(getattr(args, "device", "auto"))
+    device = resolve_device(getattr(args, "device", None) or "auto")
     batch = getattr(args, "batch_size", None)
     if batch is not None and batch < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch}")
@@ -132,6 +132,27 @@ def device_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     settings = batch_defaults(device).updated(embed=batch, amp=amp and is_accelerator(device))
     log.debug("device %s, batch settings %s", device, settings)
     return device, settings
+
+
+def add_index_arguments(parser: argparse.ArgumentParser, model: bool = True) -> None:
+    """``--gallery-root DIR`` and (with ``model``) ``--model PATH`` for every command that opens an index:
+    where its gallery and the model that built it are now, when they moved. Read them with
+    :func:`index_overrides`."""
+    g = parser.add_argument_group("index moved")
+    g.add_argument("--gallery-root", metavar="DIR", default=None,
+                   help="where the index's gallery is now (default: the index records it relative to its own "
+                        "folder, then absolute)")
+    if model:
+        g.add_argument("--model", metavar="PATH", default=None,
+                       help="the model file that built the index, if it moved (another model is refused)")
+
+
+def index_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"gallery_root": ..., "model_path": ...}`` from :func:`add_index_arguments`' options."""
+    root = getattr(args, "gallery_root", None)
+    model = getattr(args, "model", None)
+    return {"gallery_root": None if root is None else Path(root).expanduser().resolve(),
+            "model_path": None if model is None else Path(model).expanduser().resolve()}
 
 
 def load_model_arg(model: str | None, trust_checkpoint: bool, device: Any = None) -> tuple[Any, dict]:
