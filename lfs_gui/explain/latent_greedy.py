@@ -1,6 +1,7 @@
 """``explainlfs-latent``: rank image cells by a greedy search in latent space, with ExplainLFS' relevance.
 
-Why (``docs/RESULTS.md``, section "Latent-space greedy"; ``../shared/FINDINGS.md``, second prototype).
+Why (``docs/RESULTS.md``, section "Latent-relevance methods (issue 11)"; ``../shared/FINDINGS.md``,
+second prototype).
 ExplainLFS asks which latent dimensions carry the decision (its relevance R, Eq. 2–3) and maps them
 to pixels through a decoder that only sees the pooled embedding, so its map cannot know where, in
 *this* image, those dimensions come from; on the demo it scores at random level. The greedy oracle
@@ -32,6 +33,11 @@ latent space, where a candidate costs a few hundred multiply-adds instead of a m
 4. The map is the greedy rank: the first cell gets 1, the last 0, constant over each cell, drawn at
    the model-input resolution on the same proportional cell edges as the selectivity curve.
 
+Measured on the demo (RESULTS, issue 11): the prediction of step 2 does *not* hold for
+EfficientNet-Lite0 (predicted and real effects of cell sets correlate at 0.02–0.25; cells interact),
+so the greedy is a heuristic there: its AUC is close to grad-sim's and far better than the published
+map's, but it does not approach the oracle. Weighting by R changed the AUC by ≤ 0.004.
+
 Cost: 2 model forwards for the pair (+1 for the perturbation image, once per model and baseline),
 no backward pass, no decoder; the greedy is O(grid⁴ · dim) arithmetic (8×8 grid, 128-d: ~0.5 M
 multiply-adds). ``grid`` should be the curve's grid (8 = the default 5-px superpixels on a 40-px
@@ -55,6 +61,7 @@ from lfs_gui.explain.resample import block_edges
 log = logging.getLogger(__name__)
 
 BASELINES = ("fill", "noise", "zero")
+TARGETS = ("similarity", "decision")
 RELEVANCES = ("explainlfs", "none", "contribution")
 
 
@@ -198,15 +205,15 @@ class ExplainLFSLatentExplainer(Explainer):
     def __init__(self, model=None, decoder=None, *, target: str = "decision", grid: int = 8, baseline: str = "fill",
                  relevance: str = "explainlfs", spread: float = 0.0, seed: int = 0) -> None:
         super().__init__(model, decoder)
-        from lfs_gui.explain.baselines.gradsim import check_target
-
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
         if relevance not in RELEVANCES:
             raise ValueError(f"relevance must be one of {RELEVANCES}, got {relevance!r}")
         if int(grid) <= 0 or not np.isfinite(spread) or spread < 0:
             raise ValueError(f"grid must be positive and spread >= 0, got grid={grid}, spread={spread}")
-        self.target = check_target(target)
+        self.target = target
         self.grid, self.baseline, self.relevance = int(grid), baseline, relevance
         self.spread, self.seed = float(spread), int(seed)
         self._store(target=self.target, grid=self.grid, baseline=baseline, relevance=relevance,

@@ -29,7 +29,6 @@ from lfs_gui.explain.baselines import (
     RiseSimExplainer,
     SimDecompExplainer,
 )
-from lfs_gui.explain.latent_adaptive import ExplainLFSAdaptiveExplainer
 from lfs_gui.explain.latent_greedy import ExplainLFSLatentExplainer
 from lfs_gui.explain.variants import (
     ExplainLFSJVPExplainer,
@@ -49,7 +48,6 @@ EXPLAINERS: dict[str, type[Explainer]] = {
         ExplainLFSRelExplainer,
         ExplainLFSMultiExplainer,
         ExplainLFSLatentExplainer,
-        ExplainLFSAdaptiveExplainer,
         EMSNNExplainer,
         GradSimExplainer,
         SimDecompExplainer,
