@@ -167,3 +167,12 @@ def test_greedy_order_known_answer() -> None:
     assert order.tolist() == [0, 1]
     assert scores[0] == pytest.approx(F.cosine_similarity(torch.tensor([1.0, 0]), torch.tensor([0.1, 1.0]), dim=0).item())
 
+
+
+@pytest.mark.parametrize("name", ["fill", "noise"])
+def test_baseline_image_is_the_curves_perturbation(patch_model: EmbeddingModel, name: str) -> None:
+    from lfs_gui.explain.latent_greedy import baseline_image
+
+    x = torch.zeros(1, 3, 32, 32)
+    want = make_perturbation(name).source(x, patch_model.preprocessing, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(baseline_image(name, x, patch_model.preprocessing, 7), want)

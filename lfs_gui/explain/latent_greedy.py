@@ -147,6 +147,20 @@ def rank_map(order: np.ndarray, grid: int, size_hw: tuple[int, int]) -> np.ndarr
     return ((cells - lo) / max(cells.max() - lo, 1e-12)).astype(np.float32)
 
 
+def baseline_image(baseline: str, like: torch.Tensor, preprocessing: Any, seed: int) -> torch.Tensor:
+    """The perturbation image (1, 3, H, W) in normalised input space, as the selectivity curve's
+    perturbations of the same names build it: white (``fill``), N(0, 1) (``noise``), the mean colour
+    (``zero``). Built here rather than imported, so ``explain`` does not depend on ``metrics``."""
+    shape = (1, *like.shape[1:])
+    if baseline == "noise":
+        return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32).to(like.dtype)
+    if baseline == "zero":
+        return torch.zeros(shape, dtype=like.dtype)
+    mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing.std, dtype=torch.float32).view(1, 3, 1, 1)
+    return ((1.0 - mean) / std).expand(shape).to(like.dtype).clone()
+
+
 class _BaselineFeatures:
     """Projected features of the perturbation image, per (model, baseline, input size): one forward each."""
 
@@ -163,13 +177,7 @@ class _BaselineFeatures:
             return hit[1], False
         import weakref
 
-        from lfs_gui.metrics.perturbations import make_perturbation
-
-        x = torch.zeros((1, *like.shape[1:]), dtype=like.dtype)
-        if baseline == "zero":
-            src = x
-        else:
-            src = make_perturbation(baseline).source(x, model.preprocessing, torch.Generator().manual_seed(seed))
+        src = baseline_image(baseline, like, model.preprocessing, seed)
         device = getattr(model, "device", torch.device("cpu"))
         with torch.inference_mode():
             f = model.forward_features(src.to(device))
