@@ -57,9 +57,12 @@ def _open_index(path: str, device: str = "auto", trusted: frozenset[str] = froze
     from lfs_gui.models.safe_load import check_trust
     from lfs_gui.session import Session
 
+    from lfs_gui.index.store import index_dir
+    from lfs_gui.session.opening import find_model_file
+
     dev = usable_device(device)
     session = yield from Session.iter_open_index(path, device=dev, **options)
-    source = session.model_info.get("source")
+    source = options.get("model_path") or find_model_file(session.model_info, index_dir(path))  # it may have moved
     if not options.get("trust_checkpoint") and not session.model_info.get("demo") and source and Path(source).is_file():
         if str(Path(source).resolve()) in trusted:
             return (yield from Session.iter_open_index(path, device=dev, **{**options, "trust_checkpoint": True}))
@@ -92,6 +95,7 @@ class MainWindow(WindowActions, QMainWindow):
         self._last_index_open: tuple[str, dict] | None = None
         self._last_build: tuple[Any, ...] | None = None
         self._asking_trust = False
+        self.locateDialog: Any = None  # the open "where is the gallery / model?" question, if any
         self.state = ViewerState()
         self.thumbs = ThumbnailCache(size=128, parent=self)
         self.last_error: str | None = None
@@ -251,8 +255,10 @@ class MainWindow(WindowActions, QMainWindow):
         return self.session_channel.start(lambda d=self.device_spec: _open_demo(d))
 
     def open_index(self, path: str | Path, **options: Any) -> int:
-        """Open a saved index in the background (``options``: ``decoder``, ``trust_checkpoint``), on the
-        window's device. A model that needs trust makes the window ask (:meth:`ask_trust`)."""
+        """Open a saved index in the background (``options``: ``decoder``, ``trust_checkpoint``,
+        ``gallery_root``, ``model_path``), on the window's device. A model that needs trust makes the
+        window ask (:meth:`ask_trust`); a gallery or model that moved, where it is (:meth:`ask_locate`)."""
+        options.setdefault("require_model", True)  # a moved model is asked for now, not at the first curve
         self.jobLabel.setText(f"opening {Path(path).name}…")
         self._pending_open = str(path)
         self._last_index_open = (str(path), dict(options))
@@ -276,8 +282,7 @@ class MainWindow(WindowActions, QMainWindow):
             except Exception as exc:  # noqa: BLE001 - shown to the user
                 self.show_error("Could not change the device", str(exc))
                 return
-            self._on_session(session)
-            self.controller._on_pair()
+            self.session_updated(session)
         self._status_message(f"device: {spec}")
 
     def ask_trust(self, exc: Any, where: str) -> bool:
@@ -310,6 +315,33 @@ class MainWindow(WindowActions, QMainWindow):
             self.open_index(path, **{**options, "trust_checkpoint": True})
         else:
             self._status_message(f"{exc.path.name} is trusted for this run; repeat the action")
+        return True
+
+    def ask_locate(self, exc: Any) -> bool:
+        """If ``exc`` says the index being opened lost its gallery or model (they moved), ask where they
+        are now (:mod:`lfs_gui.app.locate`, non-blocking) and open it again with the answer. Returns
+        whether ``exc`` was such an error."""
+        from lfs_gui.app.locate import locate_dialog, missing_what, reopen_options
+
+        what = missing_what(exc)
+        if what is None or self._last_index_open is None:
+            return False
+        path, options = self._last_index_open
+        dlg = locate_dialog(self, exc, path)
+        self.locateDialog = dlg
+
+        def answered(result: int) -> None:
+            files = dlg.selectedFiles() if result else []
+            self.locateDialog = None
+            dlg.deleteLater()
+            again = reopen_options(what, files[0] if files else None, options)
+            if again is None:
+                self.show_error("Could not open the session", str(exc))
+            else:
+                self.open_index(path, **again)
+
+        dlg.finished.connect(answered)
+        dlg.open()
         return True
 
     def choose_index(self) -> None:
@@ -375,6 +407,8 @@ class MainWindow(WindowActions, QMainWindow):
 
     def _on_job_failed(self, channel: JobChannel, exc: Any) -> None:
         if self.ask_trust(exc, channel.name):
+            return
+        if channel is self.session_channel and self.ask_locate(exc):
             return
         what = {"session": "Could not open the session", "export": "Export failed", "embed": "Could not use the image",
                 "build": "Indexing / decoder training failed"}

@@ -162,9 +162,13 @@ class WindowActions:
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.show_error("Could not use the decoder", str(exc))
             return
+        self.session_updated(session)
+        self._status_message(f"decoder {Path(path).name} in use")
+
+    def session_updated(self, session: Any) -> None:
+        """The open session changed in place (decoder, device): refresh the status and explain again."""
         self._on_session(session)
         self.controller._on_pair()
-        self._status_message(f"decoder {Path(path).name} in use")
 
     # -- external query ----------------------------------------------------------------------------
     def open_image_query(self, path: Path | str | None) -> int | None:
@@ -194,16 +198,26 @@ class WindowActions:
         default = {"pair": "pair.png", "sheet": "retrievals.png", "curve": "curve.csv"}[what]
         last = self.settings.value("export/dir", str(Path.home()))
         path, _ = QFileDialog.getSaveFileName(self, "Export", str(Path(str(last)) / default), filters)
-        if path:
-            self.settings.setValue("export/dir", str(Path(path).parent))
-            self.export(what, path)
+        if not path:
+            return
+        self.settings.setValue("export/dir", str(Path(path).parent))
+        options: dict[str, Any] = {}
+        if what in ("pair", "sheet"):
+            from lfs_gui.app.widgets.export_dialog import FigureExportOptions
 
-    def export(self, what: str, path: str | Path) -> int | None:
-        """Write the current pair figure / retrieval sheet / curve data to ``path`` in the background."""
+            dialog = FigureExportOptions(self, self.settings, {"pair": "pair figure", "sheet": "retrieval sheet"}[what])
+            if not dialog.exec():
+                return
+            options = dialog.options()
+        self.export(what, path, **options)
+
+    def export(self, what: str, path: str | Path, **options: Any) -> int | None:
+        """Write the current pair figure / retrieval sheet / curve data to ``path`` in the background;
+        ``options`` (``size``, ``dpi``) are the export dialog's (see :mod:`lfs_gui.app.export`)."""
         from lfs_gui.app.export import export_job
 
         try:
-            factory = export_job(what, Path(path), self.state, self.controller.last_curves)
+            factory = export_job(what, Path(path), self.state, self.controller.last_curves, **options)
         except ValueError as exc:
             self.show_error("Nothing to export", str(exc))
             return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from lfs_gui.cli._common import add_device_arguments, device_from_args, guarded
+from lfs_gui.cli._common import add_device_arguments, add_index_arguments, device_from_args, guarded, index_overrides
 
 NAME = "app"
 HELP = "open the desktop app (default): the embedded demo, or a saved INDEX"
@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", type=int, default=0, help="gallery id of the query for --screenshot (default 0)")
     parser.add_argument("--timeout", type=float, default=180.0, help="--screenshot gives up after this many seconds")
     add_device_arguments(parser, embedding=False, default=None)
+    add_index_arguments(parser)  # INDEX moved: where its gallery / model are (else the window asks)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from lfs_gui.app.main import run_app  # Qt is imported only when the app runs
 
     return run_app(index=args.index, screenshot=args.screenshot, query=args.query, timeout_s=args.timeout,
-                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=args.device)
+                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=args.device,
+                   **index_overrides(args))
 
 
 def _check_device(args: argparse.Namespace) -> int:
