@@ -28,7 +28,9 @@ latent space, where a candidate costs a few hundred multiply-adds instead of a m
    (down for a similar pair: only the test image moves; up for a dissimilar pair under the
    ``decision`` target: both images move at the same cells, as the curve perturbs them), with the
    renormalisation of each embedding included. R is ExplainLFS' relevance of the unperturbed pair
-   (``relevance="explainlfs"``); ``"none"`` uses the plain cosine (R = 1), ``"contribution"`` the
+   (``relevance="explainlfs"``) in the form of the question: 1 − d̄ (where the two agree) for a
+   similar pair or the ``similarity`` target, d̄ (where they differ) for the ``decision`` on a
+   dissimilar pair, so every target is answered; ``"none"`` uses the plain cosine (R = 1), ``"contribution"`` the
    per-dimension contribution |ĥ¹_j ĥ²_j| to the cosine.
 4. The map is the greedy rank: the first cell gets 1, the last 0, constant over each cell, drawn at
    the model-input resolution on the same proportional cell edges as the selectivity curve.
@@ -54,14 +56,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from lfs_gui.explain.base import Explainer, ExplainerUnavailable, HeatPair, PairInput, make_cost
+from lfs_gui.explain.base import DEFAULT_TARGET, Explainer, ExplainerUnavailable, HeatPair, PairInput, make_cost
 from lfs_gui.explain.explainlfs import relevance as explainlfs_relevance
 from lfs_gui.explain.resample import block_edges
 
 log = logging.getLogger(__name__)
 
 BASELINES = ("fill", "noise", "zero")
-TARGETS = ("similarity", "decision")
 RELEVANCES = ("explainlfs", "none", "contribution")
 
 
@@ -210,21 +211,18 @@ class ExplainLFSLatentExplainer(Explainer):
     needs = frozenset({"model", "features", "linear_head"})
     summary = "ExplainLFS relevance, greedy over image cells in latent space (encoder, no decoder)"
 
-    def __init__(self, model=None, decoder=None, *, target: str = "decision", grid: int = 8, baseline: str = "fill",
+    def __init__(self, model=None, decoder=None, *, target: str = DEFAULT_TARGET, grid: int = 8, baseline: str = "fill",
                  relevance: str = "explainlfs", spread: float = 0.0, seed: int = 0) -> None:
-        super().__init__(model, decoder)
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        super().__init__(model, decoder, target=target)
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
         if relevance not in RELEVANCES:
             raise ValueError(f"relevance must be one of {RELEVANCES}, got {relevance!r}")
         if int(grid) <= 0 or not np.isfinite(spread) or spread < 0:
             raise ValueError(f"grid must be positive and spread >= 0, got grid={grid}, spread={spread}")
-        self.target = target
         self.grid, self.baseline, self.relevance = int(grid), baseline, relevance
         self.spread, self.seed = float(spread), int(seed)
-        self._store(target=self.target, grid=self.grid, baseline=baseline, relevance=relevance,
+        self._store(grid=self.grid, baseline=baseline, relevance=relevance,
                     spread=self.spread, seed=self.seed)
 
     def _explain(self, pair: PairInput) -> HeatPair:
@@ -245,9 +243,12 @@ class ExplainLFSLatentExplainer(Explainer):
         k = coverage((int(f.shape[-2]), int(f.shape[-1])), self.grid, size_hw, self.spread)
         e1, e2 = u[0].mean(0) + b, u[1].mean(0) + b
         d1, d2 = cell_deltas(u[0], u_p, k), cell_deltas(u[1], u_p, k)
-        decision_dissimilar = self.target == "decision" and not pair.similar
+        decision_dissimilar = self.sign(pair) < 0
         both = not pair.similar  # the curve perturbs both images of a dissimilar pair
-        w = latent_weight(self.relevance, pair.h1, pair.h2, pair.similar)
+        # R in the form of the question: "what makes them alike" (similar pairs, or the similarity
+        # target) weights the dimensions where they agree (1 − d̄), the decision on a dissimilar pair
+        # those where they differ (d̄), as ExplainLFS Eq. 3 does
+        w = latent_weight(self.relevance, pair.h1, pair.h2, pair.similar or self.target == "similarity")
         order, predicted = greedy_order(e1, d1, e2, d2, both=both, lower=not decision_dissimilar, weight=w)
         if both:
             # image 1's map: the same cells (the curve perturbs both at the test map's cells)
