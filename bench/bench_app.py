@@ -3,7 +3,8 @@
 Measures, on the GUI thread's clock:
 
 * launch -> first paint of the main window (before any torch import), and -> session ready;
-* click on a retrieval -> heat map painted on screen;
+* click on a retrieval -> heat map painted on screen (``--map-only M ...``: only this, per method, with
+  the curves held back so the map has the machine: a model method's worker forward included);
 * re-render rate while "dragging" the p and ξ2 sliders (explain + redraw per value);
 * time to the first curve point and to the full curve (method, then random's reference);
 * the longest GUI-thread stall while a curve runs (a 5 ms QTimer probe), and while a curve and an
@@ -227,6 +228,30 @@ def curve_cost_rounds(app: QApplication, win, rounds: int) -> dict[str, float]:
     return res
 
 
+def map_on_screen(app: QApplication, win, method: str, cols=(2, 3, 4, 5, 6), rounds: int = 2) -> dict[str, float]:
+    """Click -> ``method``'s heat map painted on screen (the first paint of the target's heat tile
+    after the explanation arrived), over ``rounds`` × ``cols`` clicks on similar retrievals."""
+    win.state.update_explain(method=method)
+    wait_until(app, lambda: (e := win.state.explanation) is not None and e.method == method, timeout=300)
+    probe = PaintProbe(win.pair.targetHeat)
+    arrived: list[float] = []
+    win.state.explanationChanged.connect(lambda e: arrived.append(time.perf_counter()) if e is not None else None)
+    times = []
+    for _ in range(rounds):
+        for col in cols:
+            tile = win.retrievals.similar.tiles[col]
+            if win.state.target == tile.hit.id:
+                continue
+            probe.times.clear()
+            arrived.clear()
+            t0 = time.perf_counter()
+            QTest.mouseClick(tile, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+            wait_until(app, lambda: arrived and any(t >= arrived[-1] for t in probe.times), timeout=300)
+            times.append(min(t for t in probe.times if t >= arrived[-1]) - t0)
+    return {f"map_on_screen_{method}_median_ms": 1000 * statistics.median(times),
+            f"map_on_screen_{method}_max_ms": 1000 * max(times)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", help="also write the figures to this JSON file")
@@ -234,6 +259,8 @@ def main() -> int:
     ap.add_argument("--curve-only", type=int, default=0, metavar="N",
                     help="only the curve cost: N rounds alternating a redraw per point (before the fix) and the "
                          "throttled redraw, each next to its own forward floor")
+    ap.add_argument("--map-only", nargs="*", metavar="METHOD", default=None,
+                    help="only click -> heat on screen for these methods (default: explainlfs explainlfs-latent grad-sim)")
     args = ap.parse_args()
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -266,6 +293,15 @@ def main() -> int:
     tile = win.retrievals.similar.tiles[1]
     QTest.mouseClick(tile, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
     wait_until(app, lambda: done)
+    if args.map_only is not None:
+        ctl.curve_delay_ms = 100_000  # the curves wait: the map alone
+        for method in args.map_only or ["explainlfs", "explainlfs-latent", "grad-sim"]:
+            res.update(map_on_screen(app, win, method))
+        for k, v in res.items():
+            print(f"{k:<44}  {v:9.3f}")
+        win.shutdown()
+        win.close()
+        return 0
     if args.curve_only:
         res = curve_cost_rounds(app, win, args.curve_only)
         for k, v in res.items():

@@ -43,6 +43,8 @@ from lfs_gui.session import Session
 
 log = logging.getLogger("decoder_data_size")
 
+SETS = ("half gallery", "gallery", "gallery + half extra", "gallery + all extra")
+
 
 def tuxpaint_photos(root: Path) -> list[Image.Image]:
     out = []
@@ -92,6 +94,7 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=8, help="similar pairs for the selectivity curves")
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--cache", type=Path, default=None, help="npz file to keep the extra photos' embeddings and targets in")
+    ap.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="training sets to run (default: all four)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -130,9 +133,12 @@ def main() -> int:
             rnd = np.random.default_rng([0, n]).random((40, 40)).astype(np.float32)
             random_auc[pname, n] = sel(m, tensors[p.i], tensors[p.j], rnd, rnd, True).auc
     print(f"{len(pairs)} similar pairs, xi1 {xi1:.3f}; dense 40-px decoders, {args.epochs} epochs")
-    print("| training set | images | val MSE (mean image) | map corr. across pairs | fill: AUC − random | noise: AUC − random |")
-    print("|---|---|---|---|---|---|")
+    print("| training set | images | val MSE (mean image) | map corr. across pairs | fill: AUC − random | noise: AUC − random | time |")
+    print("|---|---|---|---|---|---|---|")
     for name, (gi, ei) in sets.items():
+        if name not in args.sets:
+            continue
+        t_set = time.perf_counter()
         h = np.concatenate([s.embeddings[gi], h_extra[ei]]) if len(ei) else s.embeddings[gi]
         x = np.concatenate([x_gal[gi], x_extra[ei]]) if len(ei) else x_gal[gi]
         gen = iter_train_decoder(h, x, kind="dense", epochs=args.epochs, seed=0)
@@ -158,7 +164,7 @@ def main() -> int:
                 diffs.append(sel(m, x1, x2, hp.heat1, hp.heat2, True).auc - random_auc[pname, n])
             cells[pname] = ci(np.array(diffs))
         print(f"| {name} | {len(h)} | {val:.4f} ({mean_mse:.4f}) | {corr:.2f} | {cells['fill'][0]:+.3f} ± {cells['fill'][1]:.3f} "
-              f"| {cells['noise'][0]:+.3f} ± {cells['noise'][1]:.3f} |", flush=True)
+              f"| {cells['noise'][0]:+.3f} ± {cells['noise'][1]:.3f} | {time.perf_counter() - t_set:.0f} s |", flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 

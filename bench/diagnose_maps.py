@@ -30,7 +30,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=40)
     ap.add_argument("--decoder", help="decoder file (default: the demo's dense 40-px one)")
-    ap.add_argument("--methods", nargs="+", default=["explainlfs", "explainlfs-jvp", "explainlfs-rel", "grad-sim", "random"])
+    ap.add_argument("--methods", nargs="+", default=["explainlfs", "explainlfs-latent", "grad-sim", "random"])
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 

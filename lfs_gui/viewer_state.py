@@ -50,7 +50,7 @@ class QueryRef:
 
 
 # Methods whose perturbation size the p slider sets (the others ignore it).
-P_METHODS = frozenset({"explainlfs", "explainlfs-thesis", "explainlfs-rel"})
+P_METHODS = frozenset({"explainlfs", "explainlfs-thesis"})
 
 
 def default_p(method: str, fallback: float) -> float:
@@ -194,7 +194,7 @@ class ViewerState:
 
     def update_explain(self, **changes: Any) -> None:
         """Change explain settings; a new ``method`` without a ``p`` takes that method's default p (as
-        the CLI and ``evaluate`` do: explainlfs 0.3, explainlfs-rel 0.1, a fraction of ‖h‖)."""
+        the CLI and ``evaluate`` do: the registry's constructor default)."""
         if "method" in changes and "p" not in changes and changes["method"] != self._v.explain.method \
                 and changes["method"] in P_METHODS:
             changes["p"] = default_p(changes["method"], self._v.explain.p)

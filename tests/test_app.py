@@ -560,8 +560,10 @@ def test_question_order_and_p_defaults_reach_maps_and_curves(qtbot, window):
     win.curveControls.order.setCurrentIndex(win.curveControls.order.findData("lerf"))
     assert win.state.curve.order == "lerf"
     method = win.findChild(type(combo), "methodCombo")
-    method.setCurrentText("explainlfs-rel")
-    assert win.state.explain.p == pytest.approx(0.1)  # its own default, as in the CLI and evaluate
+    win.state.update_explain(p=1.0)
+    method.setCurrentText("explainlfs-thesis")
+    assert win.state.explain.p == pytest.approx(0.3)  # its own default, as in the CLI and evaluate
+    win.state.update_explain(p=1.0)
     method.setCurrentText("explainlfs")
     assert win.state.explain.p == pytest.approx(0.3)
     win.state.update_curve(steps=3, perturbation="fill")

@@ -283,7 +283,7 @@ def test_the_app_and_evaluate_agree_on_the_demo():
         assert app_curve.auc == pytest.approx(r.auc, abs=1e-6) and app_curve.settings["target"] == r.target
         assert app_curve.settings["noise_crc32"] == r.noise and list(app_curve.order) == r.cells
     state = ViewerState()
-    for method in ("explainlfs-rel", "explainlfs", "explainlfs-thesis"):
+    for method in ("explainlfs-thesis", "explainlfs"):
         state.update_explain(method=method)
         assert state.explain.p == default_settings(method)["p"]
     assert state.explain.target == default_settings("grad-sim")["target"] == ev.target == "decision"

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``["rise-sim.n_masks=200", "explainlfs-multi.ps=0.05,0.1"]`` → per-method setting dicts."""
+    """``["rise-sim.n_masks=200", "explainlfs-latent.baseline=noise"]`` → per-method setting dicts (a comma list, e.g.
+    ``a.b=0.05,0.1``, becomes a list)."""
     import json
 
     out: dict[str, dict[str, Any]] = {}

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder", default=None, metavar="D", help="decoder file (default: the index's own)")
     parser.add_argument("--p", type=float, default=None,
                         help="ExplainLFS perturbation size p (default: the method's own, as in the app and evaluate: "
-                             "0.3 for explainlfs, 0.1 for explainlfs-rel)")
+                             "0.3 for explainlfs and explainlfs-thesis)")
     parser.add_argument("--xi1", type=float, default=None,
                         help="similar/dissimilar threshold on cosine (default: suggested for this gallery)")
     parser.add_argument("--xi2", type=float, default=0.7, help="mask threshold on the heat map (default 0.7)")

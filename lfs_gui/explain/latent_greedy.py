@@ -225,6 +225,15 @@ class ExplainLFSLatentExplainer(Explainer):
         self._store(grid=self.grid, baseline=baseline, relevance=relevance,
                     spread=self.spread, seed=self.seed)
 
+    def weight(self, pair: PairInput) -> np.ndarray | None:
+        """The per-dimension weight of the similarity the greedy moves (``None``: the plain cosine).
+
+        R in the form of the question: "what makes them alike" (similar pairs, or the similarity
+        target) weights the dimensions where they agree (1 − d̄), the decision on a dissimilar pair
+        those where they differ (d̄), as ExplainLFS Eq. 3 does. A subclass may return a fixed vector
+        (``bench/latent_relevance.py`` does, for a relevance learned from the gallery)."""
+        return latent_weight(self.relevance, pair.h1, pair.h2, pair.similar or self.target == "similarity")
+
     def _explain(self, pair: PairInput) -> HeatPair:
         x1, x2 = pair.require_tensors(self.name)
         head = self.model.linear_head()
@@ -245,10 +254,7 @@ class ExplainLFSLatentExplainer(Explainer):
         d1, d2 = cell_deltas(u[0], u_p, k), cell_deltas(u[1], u_p, k)
         decision_dissimilar = self.sign(pair) < 0
         both = not pair.similar  # the curve perturbs both images of a dissimilar pair
-        # R in the form of the question: "what makes them alike" (similar pairs, or the similarity
-        # target) weights the dimensions where they agree (1 − d̄), the decision on a dissimilar pair
-        # those where they differ (d̄), as ExplainLFS Eq. 3 does
-        w = latent_weight(self.relevance, pair.h1, pair.h2, pair.similar or self.target == "similarity")
+        w = self.weight(pair)
         order, predicted = greedy_order(e1, d1, e2, d2, both=both, lower=not decision_dissimilar, weight=w)
         if both:
             # image 1's map: the same cells (the curve perturbs both at the test map's cells)

@@ -30,11 +30,6 @@ from lfs_gui.explain.baselines import (
     SimDecompExplainer,
 )
 from lfs_gui.explain.latent_greedy import ExplainLFSLatentExplainer
-from lfs_gui.explain.variants import (
-    ExplainLFSJVPExplainer,
-    ExplainLFSMultiExplainer,
-    ExplainLFSRelExplainer,
-)
 from lfs_gui.models.base import EmbeddingModel, FeaturesUnavailable
 
 log = logging.getLogger(__name__)
@@ -42,12 +37,9 @@ log = logging.getLogger(__name__)
 EXPLAINERS: dict[str, type[Explainer]] = {
     cls.name: cls
     for cls in (
-        ExplainLFSExplainer,
+        ExplainLFSExplainer,  # the paper's method, the app's default
+        ExplainLFSLatentExplainer,  # issue 11's latent-relevance method, next to it in the selector
         ExplainLFSThesisExplainer,
-        ExplainLFSJVPExplainer,
-        ExplainLFSRelExplainer,
-        ExplainLFSMultiExplainer,
-        ExplainLFSLatentExplainer,
         EMSNNExplainer,
         GradSimExplainer,
         SimDecompExplainer,
