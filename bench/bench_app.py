@@ -295,10 +295,13 @@ def main() -> int:
     wait_until(app, lambda: done)
     if args.map_only is not None:
         ctl.curve_delay_ms = 100_000  # the curves wait: the map alone
+        fwd_ms = []
         for method in args.map_only or ["explainlfs", "explainlfs-latent", "grad-sim"]:
             res.update(map_on_screen(app, win, method))
+            fwd_ms.append(1000 * measure_forward_floor(win.state.session, 10) / 10)  # the floor, right after
+        res["one_forward_ms_median_of_rounds"] = statistics.median(fwd_ms)
         for k, v in res.items():
-            print(f"{k:<44}  {v:9.3f}")
+            print(f"{k:<44}  {v:9.3f}" + (f"  = {v / res['one_forward_ms_median_of_rounds']:.1f} × fwd" if "map_on" in k else ""))
         win.shutdown()
         win.close()
         return 0

@@ -32,10 +32,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lfs_gui.demo.build_gallery import list_resource_dir, on_white, parse_gcompris_readme, read_resource, register_rcc
-from lfs_gui.explain.base import PairInput
+from lfs_gui.demo.build_gallery import (
+    list_resource_dir,
+    on_white,
+    parse_gcompris_readme,
+    read_resource,
+    register_rcc,
+)
 from lfs_gui.explain.explainlfs import ExplainLFS
-from lfs_gui.explain.resample import block_sums, resize_map
+from lfs_gui.explain.resample import resize_map
 from lfs_gui.metrics.evaluate import sample_pairs
 from lfs_gui.metrics.selectivity import Selectivity
 from lfs_gui.models.train_decoder import decoder_target, iter_train_decoder
@@ -95,9 +100,14 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--cache", type=Path, default=None, help="npz file to keep the extra photos' embeddings and targets in")
     ap.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="training sets to run (default: all four)")
+    ap.add_argument("--curve-sets", nargs="*", choices=SETS, default=None,
+                    help="sets whose maps also get the selectivity curves (default: every set run; the curves are "
+                         "the slow part: 21 forwards each)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on a machine shared with other jobs)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    curve_sets = set(args.sets if args.curve_sets is None else args.curve_sets)
     s = Session.open_demo()
     m = s.model
     t0 = time.perf_counter()
@@ -126,15 +136,22 @@ def main() -> int:
     top1 = [(q, s.retrieve(q, k=1).similar[0].id) for q in (int(v) for v in qrng.integers(len(s.gallery), size=40))]
     sels = {p: Selectivity(perturbation=p) for p in ("fill", "noise")}
     tensors = {k: s.input_tensor(k) for p in pairs for k in (p.i, p.j)}
-    random_auc = {}
-    for pname, sel in sels.items():
-        for n, p in enumerate(pairs):
-            sel.seed = n
-            rnd = np.random.default_rng([0, n]).random((40, 40)).astype(np.float32)
-            random_auc[pname, n] = sel(m, tensors[p.i], tensors[p.j], rnd, rnd, True).auc
+    random_auc: dict = {}
+
+    def random_aucs() -> dict:
+        """random's AUC per (perturbation, pair): computed once, when the first curve set needs it."""
+        if not random_auc:
+            for pname, sel in sels.items():
+                for n, p in enumerate(pairs):
+                    sel.seed = n
+                    rnd = np.random.default_rng([0, n]).random((40, 40)).astype(np.float32)
+                    random_auc[pname, n] = sel(m, tensors[p.i], tensors[p.j], rnd, rnd, True).auc
+        return random_auc
+
     print(f"{len(pairs)} similar pairs, xi1 {xi1:.3f}; dense 40-px decoders, {args.epochs} epochs")
-    print("| training set | images | val MSE (mean image) | map corr. across pairs | fill: AUC − random | noise: AUC − random | time |")
-    print("|---|---|---|---|---|---|---|")
+    print("| training set | images | val MSE (mean image) | map corr. across pairs | time |")
+    print("|---|---|---|---|---|")
+    explainers = {}
     for name, (gi, ei) in sets.items():
         if name not in args.sets:
             continue
@@ -150,21 +167,31 @@ def main() -> int:
         dec = res.decoder.eval()
         val = res.final_val_mse
         mean_mse = float(((x - x.mean(0)) ** 2).mean())
-        ex = ExplainLFS(dec, xi1=xi1)
+        ex = explainers[name] = ExplainLFS(dec, xi1=xi1)
         maps = np.array([resize_map(ex.explain(s.embeddings[q], s.embeddings[t]).heat2, 40).ravel() for q, t in top1])
         c = np.corrcoef(maps)
         corr = float(c[np.triu_indices(len(maps), 1)].mean())
+        print(f"| {name} | {len(h)} | {val:.4f} ({mean_mse:.4f}) | {corr:.2f} | {time.perf_counter() - t_set:.0f} s |", flush=True)
+    # the curves (the slow part), largest training set first
+    todo = [n for n in reversed(list(explainers)) if n in curve_sets]
+    if todo:
+        print(f"\nselectivity, {len(pairs)} similar pairs {[(p.i, p.j) for p in pairs]}: AUC − random, mean ± 95 % "
+              "interval (lower is better)")
+        print("| training set | fill | noise | time |")
+        print("|---|---|---|---|")
+    for name in todo:
+        t_set = time.perf_counter()
+        ex = explainers[name]
         cells = {}
         for pname, sel in sels.items():
             diffs = []
             for n, p in enumerate(pairs):
                 sel.seed = n
-                x1, x2 = tensors[p.i], tensors[p.j]
                 hp = ex.explain(s.embeddings[p.i], s.embeddings[p.j])
-                diffs.append(sel(m, x1, x2, hp.heat1, hp.heat2, True).auc - random_auc[pname, n])
-            cells[pname] = ci(np.array(diffs))
-        print(f"| {name} | {len(h)} | {val:.4f} ({mean_mse:.4f}) | {corr:.2f} | {cells['fill'][0]:+.3f} ± {cells['fill'][1]:.3f} "
-              f"| {cells['noise'][0]:+.3f} ± {cells['noise'][1]:.3f} | {time.perf_counter() - t_set:.0f} s |", flush=True)
+                diffs.append(sel(m, tensors[p.i], tensors[p.j], hp.heat1, hp.heat2, True).auc - random_aucs()[pname, n])
+            mu, hw = ci(np.array(diffs))
+            cells[pname] = f"{mu:+.3f} ± {hw:.3f}"
+        print(f"| {name} | {cells['fill']} | {cells['noise']} | {time.perf_counter() - t_set:.0f} s |", flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 

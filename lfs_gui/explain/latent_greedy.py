@@ -56,7 +56,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from lfs_gui.explain.base import DEFAULT_TARGET, Explainer, ExplainerUnavailable, HeatPair, PairInput, make_cost
+from lfs_gui.explain.base import (
+    DEFAULT_TARGET,
+    Explainer,
+    ExplainerUnavailable,
+    HeatPair,
+    PairInput,
+    make_cost,
+)
 from lfs_gui.explain.explainlfs import relevance as explainlfs_relevance
 from lfs_gui.explain.resample import block_edges
 
