@@ -105,6 +105,28 @@ def test_a_job_that_outlives_shutdown_is_reaped_on_the_gui_thread(qtbot):
     qtbot.waitUntil(lambda: not workers._ORPHANS, timeout=5000)
 
 
+def test_running_workers_tells_leaks_from_orphans_and_exit_waits_for_orphans(qtbot):
+    """The suite's leak check sees a thread nobody shut down, not an orphan; the exit hook waits for
+    orphans (a QThread destroyed while running would abort the process at exit)."""
+    from lfs_gui.app import workers
+
+    def slow():
+        time.sleep(0.4)
+        yield 1
+
+    leaking, orphaning = JobChannel("leak"), JobChannel("orphan")
+    leaking.start(slow)
+    orphaning.start(slow)
+    qtbot.wait(50)
+    assert orphaning.shutdown(10) is False
+    names = {t.objectName() for t in workers.running_workers(include_orphans=False)}
+    assert any(n.startswith("worker-leak") for n in names) and not any(n.startswith("worker-orphan") for n in names)
+    assert any(t.objectName().startswith("worker-orphan") for t in workers.running_workers())
+    assert workers.wait_for_orphans(5000) is True
+    assert not any(t in workers._ORPHANS and t.isRunning() for t in list(workers._ORPHANS))
+    assert leaking.shutdown(5000)
+
+
 # --------------------------------------------------------------------------------------------------
 # The window on the embedded demo
 # --------------------------------------------------------------------------------------------------
