@@ -5,6 +5,7 @@ gallery has labels), explains each with every method (default: all available for
 model and decoder), scores every map with a pixel-flipping curve per ``--perturbation``, and writes
 ``summary.csv``, ``summary.md``, ``paired.csv``, ``curves.csv``,
 ``mean_curves_<perturbation>.png/.svg`` and ``settings.json`` into DIR (see :mod:`lfs_gui.metrics.report`). Ctrl-C writes what is finished.
+``--attributes`` runs SANE's attribute deletion test instead (:mod:`lfs_gui.cli.attribute_eval`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lfs_gui.cli import attribute_eval
 from lfs_gui.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -45,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
+    attribute_eval.add_arguments(parser)  # --attributes: SANE's deletion test (issue 12)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     from lfs_gui.metrics.evaluate import Evaluation, summarize
     from lfs_gui.metrics.report import write_report
 
+    if args.attributes:
+        return attribute_eval.run(args, parse_settings(args.settings))
     if args.pairs < 1 or args.steps < 1 or args.superpixel < 1:
         raise ValueError("--pairs, --steps and --superpixel must be at least 1")
     out = Path(args.out).expanduser().resolve()

@@ -3,6 +3,8 @@
 The figure (PNG/SVG/PDF by suffix) is :func:`lfs_gui.figures.save_pair_figure`, the same one the
 app exports. ``--curve`` adds the pixel-flipping curve (and the ``random`` floor's, with
 ``--random-curve``); ``--curve-data FILE.csv|json`` also saves the curve's points and settings.
+``--point X,Y`` / ``--match-lines K`` (correspondence) and ``--attributes`` (SANE) are
+:mod:`lfs_gui.cli.pair_extras`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lfs_gui.cli import pair_extras
 from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
 from lfs_gui.cli.cmd_query import open_session, parse_query
 
@@ -41,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    pair_extras.add_arguments(parser)  # --point, --match-lines, --attributes (issue 12)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +81,7 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
         raise ValueError("--steps must be at least 1 and --dpi at least 10")
     if not 0.0 <= args.xi2 <= 1.0:
         raise ValueError(f"--xi2 must be in [0, 1] (heat maps are normalised), got {args.xi2}")
+    pair_extras.check_arguments(args)
     for p in (out, data):
         if p is not None:
             check_writable(p)
@@ -108,7 +113,9 @@ def _run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             interrupted = True  # keep what is done: the figure without the unfinished curve(s)
             print("lfs-gui explain: interrupted during the curve; writing the figure without it", file=sys.stderr)
-    save_pair_figure(out, session, query, args.target, ex, curve=curve, random_curve=rnd, dpi=args.dpi)
+    extras = pair_extras.compute_extras(args, session, query, args.target, ex)
+    save_pair_figure(out, session, query, args.target, ex, curve=curve, random_curve=rnd, dpi=args.dpi,
+                     extra_rows=extras.extra_rows, decorate=extras.decorate)
     if curve is not None and data_path is not None:
         save_curve_data(data_path, curve, {"method": ex.method, **ex.settings, "query": str(query), "target": args.target})
     summary = {
@@ -124,6 +131,7 @@ def _run(args: argparse.Namespace) -> int:
         "mask_fraction": [None if m is None else float(np.mean(m)) for m in (ex.mask1, ex.mask2)],
         "output": str(out),
         "seconds": round(t_explain, 3),
+        **extras.json,
     }
     if curve is not None:
         summary["curve"] = {"auc": curve.auc, "direction": curve.direction, "steps": int(len(curve.steps) - 1),
@@ -142,6 +150,8 @@ def _run(args: argparse.Namespace) -> int:
         if curve is not None:
             print(f"pixel-flipping AUC {curve.auc:.4f} ({curve.direction})"
                   + (f"; random {rnd.auc:.4f}" if rnd is not None else ""))
+        for line in extras.lines:
+            print(line)
         print(f"figure: {out}")
         if "curve_data" in summary:
             print(f"curve data: {summary['curve_data']}")

@@ -10,6 +10,7 @@ box is outlined (dashed) when it does not cover the whole image. The same helper
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,15 @@ def pair_caption(session: Any, query: Any, target: Any, explanation: Any, curve:
 
 def save_pair_figure(path: str | Path, session: Any, query: Any, target: int, explanation: Any,
                      curve: Any = None, random_curve: Any = None, dpi: int = 200, cmap: str = "jet",
-                     alpha: float = 0.5) -> Path:
+                     alpha: float = 0.5, extra_rows: Sequence[tuple[str, str, np.ndarray, np.ndarray]] = (),
+                     decorate: Callable[[Any, dict[str, Any]], None] | None = None) -> Path:
     """Write the pair figure to ``path`` (PNG at ``dpi``, SVG or PDF by suffix); returns the path.
 
     Columns: query, target (and the curve when given). Rows: heat overlay, ξ2 mask, decoder
-    reconstruction (when the explanation has them). Caption: similarity, decision, all settings.
+    reconstruction (when the explanation has them), then ``extra_rows`` ``(query title, target title,
+    query RGB, target RGB)`` (e.g. SANE's attribute maps). Caption: similarity, decision, all settings.
+    ``decorate(fig, axes)`` draws on top before saving (``axes``: ``query_heat``, ``target_heat``,
+    ``query_mask``, ``target_mask``; e.g. correspondence lines, :mod:`lfs_gui.figures.correspondence`).
     """
     from lfs_gui.figures.curves import draw_curve
 
@@ -154,19 +159,23 @@ def save_pair_figure(path: str | Path, session: Any, query: Any, target: int, ex
     masks = [explanation.mask1, explanation.mask2]
     recons = [explanation.recon1, explanation.recon2]
     has_recon = any(r is not None for r in recons)
-    rows, cols = 3 if has_recon else 2, 3 if curve is not None else 2
+    base_rows = 3 if has_recon else 2
+    rows, cols = base_rows + len(extra_rows), 3 if curve is not None else 2
     caption_h = 0.75 if curve is None else 0.95
     fig = new_figure(PANEL_INCHES * (2 if curve is None else 3.25) + (0.6 if curve is not None else 0), PANEL_INCHES * rows + caption_h)
     gs = fig.add_gridspec(rows, cols, left=0.03, right=0.98, top=1 - 0.25 / fig.get_figheight(),
                           bottom=(caption_h + 0.05) / fig.get_figheight(), hspace=0.22,
                           wspace=0.12 if curve is None else 0.45, width_ratios=[1.0, 1.0, 1.25][:cols])
     xi2 = explanation.settings.get("xi2", "?")
+    axes: dict[str, Any] = {}
     for c, (img, heat, mask, recon, q) in enumerate(zip(imgs, heats, masks, recons, (query, target))):
         who = "query" if c == 0 else "target"
         ax = fig.add_subplot(gs[0, c])
         image_axis(ax, overlay_rgb(img, heat, pre, cmap=cmap, alpha=alpha), f"{who} {describe_image(session, q)}: heat")
         draw_crop_box(ax, pre, *img.size)
+        axes[f"{who}_heat"] = ax
         ax = fig.add_subplot(gs[1, c])
+        axes[f"{who}_mask"] = ax
         image_axis(ax, mask_rgb(img, mask, pre), f"{who}: mask (heat > ξ2 = {xi2})"
                    + ("" if mask is None else f", {100 * float(np.mean(mask)):.0f}%"))
         draw_crop_box(ax, pre, *img.size)
@@ -177,9 +186,15 @@ def save_pair_figure(path: str | Path, session: Any, query: Any, target: int, ex
                 image_axis(ax, rgb, f"{who}: decoder g(h) ({rgb.shape[0]} px, model view)")
             else:
                 ax.set_axis_off()
+        for r, row in enumerate(extra_rows):
+            ax = fig.add_subplot(gs[base_rows + r, c])
+            image_axis(ax, row[2 + c], row[c])
+            draw_crop_box(ax, pre, *img.size)
     if curve is not None:
         ax = fig.add_subplot(gs[:, 2])
         draw_curve(ax, curve, label=explanation.method, random_curve=random_curve)
+    if decorate is not None:
+        decorate(fig, axes)
     fig.text(0.02, 0.08 / fig.get_figheight(), pair_caption(session, query, target, explanation, curve),
              fontsize=7, va="bottom", ha="left", wrap=True)
     return write_figure(fig, path, dpi)
