@@ -38,10 +38,11 @@ def main() -> None:
     from lfs_gui.explain.correspondence import exact_correspondence, iter_occlusion_correspondence, original_to_cell
     from lfs_gui.explain.registry import make_explainer
     from lfs_gui.explain.base import PairInput
-    from lfs_gui.explain.sane import SaneChooser
+    from lfs_gui.attributes.sane import SaneChooser
     from lfs_gui.figures.overlay import heat_to_original
     from lfs_gui.jobs import run_generator
-    from lfs_gui.session import Session, open_image
+    from lfs_gui.data.images import open_image
+    from lfs_gui.session import Session
 
     s = Session.open_demo()
     model = s.model

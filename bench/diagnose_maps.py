@@ -18,11 +18,12 @@ import argparse
 
 import numpy as np
 
+from lfs_gui.data.images import open_image
 from lfs_gui.explain.explainlfs import relevance
 from lfs_gui.explain.resample import resize_map
 from lfs_gui.models.decoder import load_decoder
 from lfs_gui.models.train_decoder import decoder_target
-from lfs_gui.session import Session, open_image
+from lfs_gui.session import Session
 
 
 def main() -> int:
@@ -35,7 +36,7 @@ def main() -> int:
 
     s = Session.open_demo()
     if args.decoder:
-        s.decoder = load_decoder(args.decoder, expected_dim=s.dim)
+        s.set_decoder(load_decoder(args.decoder, expected_dim=s.dim), args.decoder)
     print(f"decoder: {args.decoder or 'demo dense 40 px'}; {args.pairs} query → top-1 pairs")
     rng = np.random.default_rng(args.seed)
     pairs = []

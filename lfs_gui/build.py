@@ -21,6 +21,7 @@ from lfs_gui.data.galleries import Gallery
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.index.recall import retrieval_metrics
 from lfs_gui.index.sidecar import IndexMeta
+from lfs_gui.index.store import save_index
 from lfs_gui.jobs import Progress
 from lfs_gui.models.base import EmbeddingModel
 from lfs_gui.paths import user_cache_dir
@@ -103,20 +104,14 @@ def iter_build_index(
     if decoder_file is not None:
         dec_ref = decoder_ref(Path(decoder_file), folder)
     elif train_decoder:
+        from lfs_gui.data.decoder_targets import iter_decoder_targets
         from lfs_gui.models.decoder import save_decoder
-        from lfs_gui.models.train_decoder import decoder_targets, iter_train_decoder
-        from lfs_gui.session import open_image
+        from lfs_gui.models.train_decoder import iter_train_decoder
 
         size = 40 if decoder_kind == "dense" else 64
-        targets = []
-        for i, p in enumerate(kept.paths):
-            targets.append(decoder_targets([open_image(p)], model.preprocessing, size)[0])
-            if i % 32 == 0:
-                yield Progress(i, len(kept), "preparing decoder targets")
-        import numpy as np
-
+        dt = yield from iter_decoder_targets(kept.paths, model.preprocessing, size, every=32)
         result = yield from iter_train_decoder(
-            res.embeddings, np.stack(targets), kind=decoder_kind, epochs=decoder_epochs, val_fraction=0.1, keep_best=True
+            res.embeddings[dt.rows], dt.targets, kind=decoder_kind, epochs=decoder_epochs, val_fraction=0.1, keep_best=True
         )
         meta = {**result.meta(), "model_identity": model.identity(), "gallery": str(gallery.root)}
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,7 +123,7 @@ def iter_build_index(
         report.decoder = {"file": str(folder / DECODER_FILE), **meta}
 
     meta = IndexMeta.from_gallery(kept, model.identity(), info, decoder_file=dec_ref)
-    index.save(folder, meta)
+    save_index(index, folder, meta)
     if kept.has_labels and len(kept) > 1:
         m = retrieval_metrics(res.embeddings, kept.labels_array())
         report.recall, report.map_at_r = dict(m.recall), float(m.map_at_r)

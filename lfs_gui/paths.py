@@ -37,6 +37,11 @@ def indexes_dir() -> Path:
     return data_root() / "indexes"
 
 
+def demo_index_dir() -> Path:
+    """The shipped demo index folder (``indexes/demo``)."""
+    return indexes_dir() / "demo"
+
+
 def demo_gallery_dir() -> Path:
     return resources_dir() / "demo"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
+import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -69,18 +71,98 @@ class DMLReferenceNet(nn.Module):
         return F.normalize(m.last_linear(x.flatten(1)), dim=-1)
 
 
+def dml_opt(arch: str = "resnet50", embed_dim: int = 128, **extra: Any) -> argparse.Namespace:
+    """``opt`` as DML-Baselines' ``Standard_Training.py`` builds it: ``parser.parse_args()`` (a subset
+    of its flags, same types and defaults) plus the attributes the script sets afterwards, among
+    them ``opt.device = torch.device('cuda')``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="cub200", type=str)
+    parser.add_argument("--lr", default=0.00001, type=float)
+    parser.add_argument("--n_epochs", default=70, type=int)
+    parser.add_argument("--bs", default=112, type=int)
+    parser.add_argument("--tau", default=[30, 55], nargs="+", type=int)
+    parser.add_argument("--loss", default="marginloss", type=str)
+    parser.add_argument("--sampling", default="distance", type=str)
+    parser.add_argument("--margin", default=0.2, type=float)
+    parser.add_argument("--beta_constant", action="store_true")
+    parser.add_argument("--k_vals", nargs="+", default=[1, 2, 4, 8], type=int)
+    parser.add_argument("--embed_dim", default=128, type=int)
+    parser.add_argument("--arch", default="resnet50", type=str)
+    parser.add_argument("--not_pretrained", action="store_true")
+    parser.add_argument("--gpu", default=0, type=int)
+    parser.add_argument("--savename", default="", type=str)
+    parser.add_argument("--save_path", default="/work/Training_Results", type=str)
+    opt = parser.parse_args(["--arch", arch, "--embed_dim", str(embed_dim), "--not_pretrained"])
+    opt.save_path += "/" + opt.dataset
+    opt.pretrained = not opt.not_pretrained
+    opt.device = torch.device("cuda")
+    opt.num_classes = 100
+    for k, v in extra.items():
+        setattr(opt, k, v)
+    return opt
+
+
+def dml_progress_saver(k_vals: list[int], epochs: int = 2, numpy_epochs: bool = False, seed: int = 0) -> dict:
+    """``LOGGER.progress_saver`` after ``epochs`` epochs, filled with what DML-Baselines logs:
+    ``np.round(time, 4)`` and ``np.mean(losses)`` (numpy float64), sklearn's NMI (float64), F1 and
+    ``np.sum([...]) / n`` recalls (float64). ``numpy_epochs`` logs the epoch as ``np.int64`` (as forks
+    do that iterate ``np.arange``)."""
+    rng = np.random.default_rng(seed)
+    metrics = {"train": ["Epochs", "Time", "Train Loss"],
+               "val": ["Epochs", "Time", "NMI", "F1"] + [f"Recall @ {k}" for k in k_vals]}
+    saver: dict = {key: {sub: [] for sub in subs} for key, subs in metrics.items()}
+    for epoch in (np.arange(epochs) if numpy_epochs else range(epochs)):
+        t = 100.0 + float(rng.uniform(0, 10))
+        losses = rng.uniform(0.1, 0.3, 8).tolist()
+        for key, value in zip(metrics["train"], [epoch, np.round(t, 4), np.mean(losses)]):
+            saver["train"][key].append(value)
+        hits = rng.integers(0, 2, 50)
+        recalls = [np.sum([1 for h in hits[: 10 * k] if h]) / 50 for k in k_vals]
+        nmi, f1 = np.float64(rng.uniform(0.5, 0.7)), np.mean(rng.uniform(0.2, 0.4, 3))
+        for key, value in zip(metrics["val"], [epoch, np.round(t / 10), nmi, f1] + recalls):
+            saver["val"][key].append(value)
+    return saver
+
+
+class _Numpy1Pickler(pickle._Pickler):
+    """Writes numpy scalars under numpy 1.x's global name ``numpy.core.multiarray.scalar``, as a
+    checkpoint saved with numpy < 2 has them (``torch.save(pickle_module=...)``)."""
+
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        if getattr(obj, "__module__", None) == "numpy._core.multiarray" and getattr(obj, "__name__", "") == "scalar":
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\nscalar\n")
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+NUMPY1_PICKLE = types.ModuleType("numpy1_pickle")
+NUMPY1_PICKLE.Pickler = _Numpy1Pickler  # type: ignore[attr-defined]
+NUMPY1_PICKLE.dump = lambda obj, f, protocol=2: _Numpy1Pickler(f, protocol).dump(obj)  # type: ignore[attr-defined]
+
+
 def write_dml_checkpoint(path: Path, arch: str = "resnet50", embed_dim: int = 128, seed: int = 0,
-                         progress: Any = None, opt_extra: dict | None = None) -> DMLReferenceNet:
-    """``checkpoint.pth.tar`` as DML-Baselines' ``aux.set_checkpoint`` writes it; returns the net (eval)."""
+                         progress: Any = None, opt_extra: dict | None = None, legacy: bool = False,
+                         numpy1: bool = False, numpy_epochs: bool = False) -> DMLReferenceNet:
+    """``checkpoint.pth.tar`` as DML-Baselines' ``aux.set_checkpoint`` writes it; returns the net (eval).
+
+    ``torch.save({'state_dict': model.state_dict(), 'opt': opt, 'progress': LOG.progress_saver})``
+    with ``opt`` from argparse (holding a ``torch.device``) and the progress saver's numpy scalars.
+    ``legacy``: the pre-zip format of torch < 1.6 (the 2019 code's); ``numpy1``: numpy scalars under
+    numpy 1.x's global name. ``progress`` replaces the progress saver (e.g. with an object that is
+    not allow-listed).
+    """
     torch.manual_seed(seed)
     net = DMLReferenceNet(arch, embed_dim)
     randomize_bn(net, seed)
     net.eval()
-    opt = argparse.Namespace(arch=arch, embed_dim=embed_dim, loss="marginloss", not_pretrained=True,
-                             dataset="cub200", lr=1e-5, k_vals=[1, 2, 4, 8], **(opt_extra or {}))
+    opt = dml_opt(arch, embed_dim, **(opt_extra or {}))
     if progress is None:
-        progress = {"train": {"Epochs": [0], "Train Loss": [0.5]}, "val": {"Recall @ 1": [0.4]}}
-    torch.save({"state_dict": net.state_dict(), "opt": opt, "progress": progress}, path)
+        progress = dml_progress_saver(opt.k_vals, numpy_epochs=numpy_epochs, seed=seed)
+    kwargs: dict[str, Any] = {"_use_new_zipfile_serialization": not legacy}
+    if numpy1:
+        kwargs["pickle_module"] = NUMPY1_PICKLE
+    torch.save({"state_dict": net.state_dict(), "opt": opt, "progress": progress}, path, **kwargs)
     return net
 
 

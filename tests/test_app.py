@@ -451,3 +451,44 @@ def test_job_option_dialogs_give_the_job_settings(qtbot):
     ix.split.setCurrentIndex(ix.split.findData("train"))
     ix.decoder.setCurrentIndex(ix.decoder.findData("conv"))
     assert ix.options() == {"split": "train", "decoder_kind": "conv"}
+
+
+def test_emsnn_runs_in_a_worker_until_its_prototypes_exist(qtbot, window):
+    from lfs_gui.session import Session
+
+    win = window
+    fresh = Session.open_demo()  # prototypes not computed yet
+    win.set_session(fresh)
+    win.select_query(0)
+    assert win.state.explanation is not None  # explainlfs: on the GUI thread, at once
+    with qtbot.waitSignal(win.controller.explain_channel.done, timeout=60_000):
+        win.state.update_explain(method="emsnn")
+        assert win.state.explanation is None and win.controller.explain_channel.is_busy()
+    assert win.state.explanation is not None and win.state.explanation.method == "emsnn"
+    assert fresh.is_instant("emsnn")
+    other = win.state.retrievals.similar[1].id
+    win.state.set_target(other)  # now instant: computed on the GUI thread, no job
+    assert win.state.explanation is not None and win.state.explanation.method == "emsnn"
+    assert not win.controller.explain_channel.is_busy()
+
+
+def test_sheet_export_job_cancels_between_retrievals(demo_session, tmp_path):
+    from lfs_gui.app.export import export_job
+    from lfs_gui.jobs import Progress, run_generator
+    from lfs_gui.viewer_state import QueryRef, ViewerState
+
+    state = ViewerState()
+    state.set_session(demo_session)
+    item = demo_session.gallery.items[2]
+    state.set_query(QueryRef(id=2, path=item.path))
+    state.set_retrievals(demo_session.retrieve(2, k=3))
+    out = tmp_path / "sheet.png"
+    gen = export_job("sheet", out, state, {})()
+    first, second = next(gen), next(gen)
+    assert isinstance(first, Progress) and first.total == 7  # 6 retrievals + drawing
+    gen.close()  # cancelled after one explanation: nothing written
+    assert not out.exists() and not list(tmp_path.iterdir())
+    items = []
+    assert run_generator(export_job("sheet", out, state, {})(), items.append) == str(out)
+    progress = [i for i in items if isinstance(i, Progress)]
+    assert [p.done for p in progress] == list(range(7)) and out.stat().st_size > 0

@@ -26,7 +26,7 @@ from lfs_gui.attributes.train import (
 )
 from lfs_gui.data.attributes import find_attribute_source, gallery_attributes
 from lfs_gui.data.galleries import open_gallery
-from lfs_gui.explain.sane import SaneChooser, agreement, region_mask
+from lfs_gui.attributes.sane import SaneChooser, agreement, region_mask
 from lfs_gui.jobs import Progress, run_generator
 from lfs_gui.models.base import ModelLoadError
 

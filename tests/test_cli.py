@@ -293,7 +293,7 @@ def test_index_defaults_demo_model_and_out_folder(env, tmp_path: Path, monkeypat
     rc, out, err = run_cli("query", folder, "--image", ext, "--k", 2, "--json")  # loads the demo model by itself
     assert rc == 0, err
     from lfs_gui.models.loader import load_demo_model
-    from lfs_gui.session import open_image
+    from lfs_gui.data.images import open_image
 
     emb = np.load(folder / "embeddings.npy")
     q = load_demo_model().embed_images([open_image(ext)])[0]

@@ -136,7 +136,7 @@ def test_explainlfs_adapter_is_the_published_method_and_thesis_swap_equals_it(mo
     ref = ExplainLFS(dec, p=0.3, xi1=0.3).explain(pair.h1, pair.h2, pair.similarity)
     np.testing.assert_array_equal(paper.heat1, ref.heat1)
     np.testing.assert_array_equal(paper.heat2, ref.heat2)
-    assert paper.extras["explanation"].mask2 is not None
+    assert paper.mask2 is not None and paper.recon1 is not None
     thesis = make_explainer("explainlfs-thesis", decoder=dec).explain(pair)
     np.testing.assert_allclose(thesis.heat1, paper.heat1, atol=1e-6)
     np.testing.assert_allclose(thesis.heat2, paper.heat2, atol=1e-6)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lfs_gui.explain import ExplainLFS, normalize_heat, relevance
+from lfs_gui.explain import ExplainLFS, relevance, unit_map
 from lfs_gui.models.decoder import DenseDecoder
 
 H1 = [1.2, 1.9, 2.3, 3.1, 2.0, 2.1, 2.2]
@@ -83,10 +83,10 @@ def test_similarity_decides_relevance_branch():
     h2 = np.array([0, 1, 0, 0, 0, 0, 0, 0.0])
     ex = ExplainLFS(g, xi1=0.3).explain(h1, h2)
     assert ex.similarity == pytest.approx(0.0) and not ex.similar
-    np.testing.assert_allclose(ex.relevance, relevance(h1, h2, False))
+    np.testing.assert_allclose(ex.extras["relevance"], relevance(h1, h2, False))
     ex2 = ExplainLFS(g, xi1=0.3).explain(h1, h2, similarity=0.9)
     assert ex2.similar and ex2.similarity == 0.9
-    np.testing.assert_allclose(ex2.relevance, relevance(h1, h2, True))
+    np.testing.assert_allclose(ex2.extras["relevance"], relevance(h1, h2, True))
 
 
 def test_inputs_not_mutated_and_one_decoder_batch():
@@ -125,7 +125,7 @@ def test_thesis_variant_perturbs_test_only_with_torch_decoder():
 
 
 def test_normalize_constant_map_is_zero():
-    np.testing.assert_array_equal(normalize_heat(np.full((3, 3), 2.0)), np.zeros((3, 3), np.float32))
+    np.testing.assert_array_equal(unit_map(np.full((3, 3), 2.0)), np.zeros((3, 3), np.float32))
 
 
 def test_bad_settings():

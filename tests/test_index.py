@@ -18,10 +18,12 @@ from lfs_gui.index import (
     IndexLoadError,
     IndexMeta,
     choose_kind,
+    load_index,
     map_at_r,
     query_recall,
     recall_at_k,
     retrieval_metrics,
+    save_index,
 )
 from lfs_gui.index.sidecar import embeddings_sha256
 
@@ -128,7 +130,7 @@ def saved(tmp_path: Path) -> tuple[Path, EmbeddingIndex]:
     x = unit(len(gal), 24, seed=4)
     meta = IndexMeta.from_gallery(gal, "toy:0123", {"name": "toy", "dim": 24}, decoder_file="decoder.pt")
     ix = EmbeddingIndex(x, "flat", meta)
-    out = ix.save(tmp_path / "idx")
+    out = save_index(ix, tmp_path / "idx")
     return out, ix
 
 
@@ -140,7 +142,7 @@ def test_round_trip(saved: tuple[Path, EmbeddingIndex]) -> None:
     assert side["metric"] == "cosine" and side["index_kind"] == "flat" and side["labels"] == [0, 0, 0, 1, 1, 1]
     assert side["embeddings_sha256"] == embeddings_sha256(ix.embeddings) and side["created"]
     assert Path(side["gallery_root"]).is_absolute() and side["relpaths"][0] == "a/0.png"
-    back = EmbeddingIndex.load(out, expected_identity="toy:0123")
+    back = load_index(out, expected_identity="toy:0123")
     np.testing.assert_array_equal(back.embeddings, ix.embeddings)
     assert back.meta.decoder_file == "decoder.pt" and back.meta.classes == ["a", "b"]
     g = back.meta.to_gallery()
@@ -152,8 +154,8 @@ def test_round_trip(saved: tuple[Path, EmbeddingIndex]) -> None:
 def test_round_trip_hnsw(tmp_path: Path) -> None:
     x = unit(400, 16, seed=5)
     ix = EmbeddingIndex(x, "hnsw")
-    EmbeddingIndex.load(ix.save(tmp_path / "h" / "index.faiss"))  # a file name means its folder
-    back = EmbeddingIndex.load(tmp_path / "h")
+    load_index(save_index(ix, tmp_path / "h" / "index.faiss"))  # a file name means its folder
+    back = load_index(tmp_path / "h")
     assert back.kind == "hnsw" and back.meta.labels == [None] * 400
     np.testing.assert_array_equal(back.most_similar(x[5], 8, 5)[1], ix.most_similar(x[5], 8, 5)[1])
 
@@ -191,7 +193,7 @@ def test_corruption_gives_index_load_error(saved: tuple[Path, EmbeddingIndex], c
     damage, filename = CORRUPTIONS[case]
     damage(out)
     with pytest.raises(IndexLoadError, match=filename) as err:
-        EmbeddingIndex.load(out)
+        load_index(out)
     assert "lfs-gui index GALLERY --out" in str(err.value)
 
 
@@ -204,19 +206,19 @@ def test_faiss_errors_are_caught_not_crashing(saved: tuple[Path, EmbeddingIndex]
     (out / "index.faiss").write_bytes(data)
     _edit_sidecar(out, index_sha256=hashlib.sha256(data).hexdigest())
     with pytest.raises(IndexLoadError, match="index.faiss.*FAISS cannot read"):
-        EmbeddingIndex.load(out)
+        load_index(out)
     (out / "index.faiss").write_bytes(b"junkjunkjunk")
     _edit_sidecar(out, index_sha256=hashlib.sha256(b"junkjunkjunk").hexdigest())
     with pytest.raises(IndexLoadError, match="index.faiss.*header"):
-        EmbeddingIndex.load(out)
+        load_index(out)
 
 
 def test_identity_mismatch_and_missing_folder(saved: tuple[Path, EmbeddingIndex], tmp_path: Path) -> None:
     out, _ = saved
     with pytest.raises(IndexLoadError, match="index.json.*toy:0123.*other:1"):
-        EmbeddingIndex.load(out, expected_identity="other:1")
+        load_index(out, expected_identity="other:1")
     with pytest.raises(IndexLoadError, match="nowhere"):
-        EmbeddingIndex.load(tmp_path / "nowhere")
+        load_index(tmp_path / "nowhere")
 
 
 def test_interrupted_save_leaves_no_valid_index(saved: tuple[Path, EmbeddingIndex], monkeypatch) -> None:
@@ -227,13 +229,13 @@ def test_interrupted_save_leaves_no_valid_index(saved: tuple[Path, EmbeddingInde
 
     monkeypatch.setattr(np, "save", boom)
     with pytest.raises(KeyboardInterrupt):
-        ix.save(out)
+        save_index(ix, out)
     monkeypatch.undo()
     assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "index.faiss"]  # no temp files left
     with pytest.raises(IndexLoadError, match="index.json.*interrupted"):
-        EmbeddingIndex.load(out)
-    ix.save(out)
-    assert len(EmbeddingIndex.load(out)) == len(ix)
+        load_index(out)
+    save_index(ix, out)
+    assert len(load_index(out)) == len(ix)
 
 
 # -- recall --------------------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ def test_dml_resnet50_checkpoint(tmp_path):
 
 def test_dml_googlenet_checkpoint(tmp_path):
     path = tmp_path / "checkpoint.pth.tar"
-    ref = write_dml_checkpoint(path, "googlenet", 512)
+    ref = write_dml_checkpoint(path, "googlenet", 512, legacy=True)  # torch < 1.6 format, as in 2019
     assert any(k.startswith("model.aux1.") for k in torch.load(path, weights_only=False)["state_dict"])
     model = load_dml_checkpoint(path)
     assert model.dim == 512 and model.preprocessing.input_size == 227 and model.preprocessing.resize == 256

@@ -163,3 +163,47 @@ def test_broken_decoder_is_named_and_can_be_bypassed(built, tmp_path):
     s = Session.open_index(copy, decoder=False)  # e.g. to train a replacement
     assert s.decoder is None and "explainlfs" not in s.methods()
     assert s.retrieve(0, k=2).similar
+
+
+def test_class_prototypes_match_brute_force(monkeypatch):
+    from lfs_gui.explain import prototypes as protos_mod
+    from lfs_gui.explain.prototypes import ClassPrototypes
+
+    monkeypatch.setattr(protos_mod, "_CHUNK_ROWS", 7)  # several chunks
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 6)).astype(np.float32)
+    labels = rng.integers(-1, 4, size=50)  # -1: unlabelled rows
+    x0, l0 = x.copy(), labels.copy()
+    p = ClassPrototypes.from_gallery(x, labels)
+    g = x.astype(np.float64)
+    assert p.labels.tolist() == sorted(set(labels.tolist()) - {-1})
+    for lab in p.labels.tolist():
+        np.testing.assert_allclose(p.mean_of(lab), g[labels == lab].mean(axis=0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(p.std, g.std(axis=0), rtol=1e-12)
+    assert p.mean_of(-1) is None and p.mean_of(99) is None
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(labels, l0)
+
+
+def test_emsnn_prototypes_computed_once_then_instant(built):
+    from lfs_gui.explain.base import PairInput
+    from lfs_gui.explain.registry import make_explainer
+
+    tmp, _, _ = built
+    s = Session.open_index(tmp / "index")
+    assert "emsnn" in s.methods() and not s.needs_model("emsnn")
+    assert not s.is_instant("emsnn")  # the first EMSNN request goes to a worker: it passes over the gallery
+    events = []
+    ex = run_generator(s.iter_explain(0, 5, "emsnn", xi1=0.3, xi2=0.6), events.append)
+    assert any("prototypes" in e.message for e in events)
+    assert s.is_instant("emsnn") and s.is_instant("explainlfs") and not s.is_instant("grad-sim")
+    assert ex.settings["method"] == "emsnn" and ex.settings["xi2"] == 0.6
+    np.testing.assert_array_equal(ex.mask1, ex.heat1 > 0.6)
+    # The same map as EMSNN computing its prototypes from the raw gallery arrays.
+    h1, h2 = s.embeddings[0], s.embeddings[5]
+    raw = PairInput(h1=h1, h2=h2, similarity=float(h1 @ h2), xi1=0.3, gallery=s.embeddings,
+                    gallery_labels=s.gallery.labels_array(), label1=s.label_of(0), label2=s.label_of(5))
+    ref = make_explainer("emsnn", decoder=s.decoder).explain(raw)
+    np.testing.assert_allclose(ex.heat1, ref.heat1, atol=1e-6)
+    np.testing.assert_allclose(ex.heat2, ref.heat2, atol=1e-6)
+    assert not s.model_loaded

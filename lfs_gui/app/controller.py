@@ -2,9 +2,10 @@
 
 * query -> ``Session.retrieve`` (milliseconds: GUI thread) -> ``state.retrievals``; the top similar
   hit becomes the target so the pair view is never empty after a query change.
-* pair or explain settings -> ``Session.explain``: ExplainLFS costs well under 5 ms once embeddings are
-  cached, so it runs directly on the GUI thread and redraws while a slider is dragged; other methods
-  need the model and run on the ``explain`` channel.
+* pair or explain settings -> ``Session.explain``: a method the session calls instant (decoder-only,
+  its gallery statistics cached: ExplainLFS costs well under 5 ms once embeddings are cached) runs
+  directly on the GUI thread and redraws while a slider is dragged; the others (model-side methods,
+  EMSNN before its class prototypes exist) run on the ``explain`` channel.
 * explanation -> (debounced) the pixel-flipping curve and random's reference curve on the ``curve``
   channel, streamed point by point into the :class:`CurvesPanel`. A new pair cancels the old run and the
   channel's generation counter drops anything it still emits.
@@ -18,28 +19,16 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from lfs_gui.app.state import AppState
 from lfs_gui.app.widgets.curves import CurvesPanel
 from lfs_gui.app.workers import JobChannel
+from lfs_gui.viewer_state import ViewerState
 
 log = logging.getLogger(__name__)
 
-CHEAP_METHODS = ("explainlfs",)
-
-
 def runs_on_gui_thread(session: Any, method: str) -> bool:
-    """Decoder-only methods (ExplainLFS: < 5 ms on cached embeddings) run on the GUI thread; methods
-    that run the model go to a worker."""
-    needs_model = getattr(session, "needs_model", None)
-    if needs_model is not None:
-        return not needs_model(method)
-    return method in CHEAP_METHODS
-
-
-def call_in_generator(fn: Any, *args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
-    """Wrap a plain (slow) call as a generator so it runs on a :class:`JobChannel`."""
-    return fn(*args, **kwargs)
-    yield  # pragma: no cover - makes this a generator
+    """Only what costs milliseconds now runs on the GUI thread (``Session.is_instant``: decoder-only
+    methods whose gallery statistics are cached); everything else goes to a worker."""
+    return bool(session.is_instant(method))
 
 
 def _relay(tag: str, gen: Generator[Any, None, Any]) -> Generator[tuple[str, Any], None, Any]:
@@ -76,12 +65,12 @@ def pair_curves(
 
 
 class Controller(QObject):
-    """Owns the worker channels and reacts to :class:`AppState` events."""
+    """Owns the worker channels and reacts to :class:`ViewerState` events."""
 
     curveFinished = Signal(object)  # {"method": Curve, "random": Curve}
     explainFailed = Signal(str)
 
-    def __init__(self, state: AppState, curves: CurvesPanel, parent: QObject | None = None) -> None:
+    def __init__(self, state: ViewerState, curves: CurvesPanel, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.curves = curves

@@ -2,6 +2,8 @@
 
 The figures are written by :mod:`lfs_gui.figures` (matplotlib, no Qt) in a worker thread, from a
 snapshot of the state taken when the user asked, so a click during the export changes nothing in it.
+Each job yields Progress at its cancel points: before drawing, and for the retrieval sheet after each
+retrieval's explanation (computed here, one by one, through ``Session.iter_explain``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.app.state import AppState
+from lfs_gui.jobs import Progress
+from lfs_gui.viewer_state import ViewerState
 
 FIGURE_SUFFIXES = {".png", ".svg", ".pdf"}
 DATA_SUFFIXES = {".csv", ".json"}
 
+ExportJob = Callable[[], Generator[Progress, None, str]]
 
-def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -> Callable[[], Generator[Any, None, str]]:
+
+def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]) -> ExportJob:
     """A factory for the export job; raises ``ValueError`` (shown to the user) when nothing fits."""
     session, query, target, expl = state.session, state.query, state.target, state.explanation
     suffix = path.suffix.lower()
@@ -29,12 +34,12 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
         curve = curves.get("method") if curves else None
 
-        def run() -> Generator[Any, None, str]:
+        def run() -> Generator[Progress, None, str]:
+            yield Progress(0, 1, f"drawing {path.name}")
             from lfs_gui import figures
 
             figures.save_pair_figure(path, session, query.key, target, expl, curve=curve)
             return str(path)
-            yield  # pragma: no cover
 
         return run
     if what == "sheet":
@@ -44,12 +49,18 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
         retrievals, method, settings = state.retrievals, state.explain.method, state.explain.kwargs()
 
-        def run() -> Generator[Any, None, str]:
+        def run() -> Generator[Progress, None, str]:
+            hits = [int(h.id) for h in (*retrievals.similar, *retrievals.dissimilar)]
+            explanations: dict[int, Any] = {}
+            for i, hit in enumerate(hits):
+                yield Progress(i, len(hits) + 1, f"explaining retrieval {i + 1}/{len(hits)}")
+                explanations[hit] = yield from _quiet(session.iter_explain(query.key, hit, method, **settings))
+            yield Progress(len(hits), len(hits) + 1, f"drawing {path.name}")
             from lfs_gui import figures
 
-            figures.save_retrieval_sheet(path, session, query.key, retrievals, method, settings)
+            figures.save_retrieval_sheet(path, session, query.key, retrievals, method, settings,
+                                         explanations=explanations)
             return str(path)
-            yield  # pragma: no cover
 
         return run
     if what == "curve":
@@ -61,12 +72,25 @@ def export_job(what: str, path: Path, state: AppState, curves: dict[str, Any]) -
         settings = dict(getattr(curve, "settings", {}) or {})
         settings.update({"method": state.explain.method, **state.explain.kwargs()})
 
-        def run() -> Generator[Any, None, str]:
+        def run() -> Generator[Progress, None, str]:
+            yield Progress(0, 1, f"writing {path.name}")
             from lfs_gui import figures
 
             figures.save_curve_data(path, curve, settings)
             return str(path)
-            yield  # pragma: no cover
 
         return run
     raise ValueError(f"unknown export {what!r}")
+
+
+def _quiet(gen: Generator[Any, None, Any]) -> Generator[None, None, Any]:
+    """``gen``'s cancel points without its progress messages (the sheet job reports its own)."""
+    try:
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield None
+    finally:
+        gen.close()

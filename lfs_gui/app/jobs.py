@@ -36,22 +36,20 @@ def build_index_job(gallery_path: str | Path, out: str | Path, model_path: str |
 
 
 def train_decoder_job(session: Any, out: str | Path, kind: str = "dense", epochs: int = 60) -> Generator[Any, None, Path]:
-    """Train a decoder on the session's gallery (targets = the model's view) and save it to ``out``."""
-    import numpy as np
-
+    """Train a decoder on the session's gallery (targets = the model's view) and save it to ``out``;
+    images that do not decode are skipped (as ``lfs-gui train-decoder`` does)."""
+    from lfs_gui.data.decoder_targets import iter_decoder_targets
     from lfs_gui.models.decoder import save_decoder
-    from lfs_gui.models.train_decoder import decoder_targets, iter_train_decoder
-    from lfs_gui.session import open_image
+    from lfs_gui.models.train_decoder import iter_train_decoder
 
     size = 40 if kind == "dense" else 64
-    items = session.gallery.items
-    targets = []
-    for i, it in enumerate(items):
-        targets.append(decoder_targets([open_image(it.path)], session.preprocessing, size)[0])
-        if i % 16 == 0:
-            yield Progress(i, len(items), f"reading images {i}/{len(items)}")
-    result = yield from iter_train_decoder(session.embeddings, np.stack(targets), kind=kind, epochs=epochs, keep_best=True)
-    return save_decoder(out, result.decoder, {**result.meta(), "gallery": str(session.gallery.root)})
+    dt = yield from iter_decoder_targets(session.gallery.paths, session.preprocessing, size)
+    if len(dt.rows) < 2:
+        raise ValueError(f"{session.gallery.root}: only {len(dt.rows)} gallery images could be read; "
+                         "a decoder needs at least 2 (did the gallery folder move?)")
+    result = yield from iter_train_decoder(session.embeddings[dt.rows], dt.targets, kind=kind, epochs=epochs, keep_best=True)
+    return save_decoder(out, result.decoder, {**result.meta(), "gallery": str(session.gallery.root),
+                                              "n_skipped": len(dt.skipped)})
 
 
 def evaluate_job(session: Any, out: str | Path, pairs: int = 10, perturbations: tuple[str, ...] = ("noise", "fill"),

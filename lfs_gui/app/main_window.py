@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 
 from lfs_gui.app import settings as app_settings
 from lfs_gui.app.controller import Controller
-from lfs_gui.app.state import AppState, QueryRef
 from lfs_gui.app.thumbnails import ThumbnailCache
 from lfs_gui.app.widgets.controls import CurveControls
 from lfs_gui.app.widgets.curves import CurvesPanel
@@ -33,6 +32,7 @@ from lfs_gui.app.widgets.retrievals import RetrievalsPanel
 from lfs_gui.app.window_actions import WindowActions
 from lfs_gui.app.workers import JobChannel
 from lfs_gui.jobs import Progress
+from lfs_gui.viewer_state import QueryRef, ViewerState
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class MainWindow(WindowActions, QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle("lfs-gui")
         self.settings = app_settings.make_settings()
-        self.state = AppState(self)
+        self.state = ViewerState()
         self.thumbs = ThumbnailCache(size=128, parent=self)
         self.last_error: str | None = None
         self._error_box: QMessageBox | None = None

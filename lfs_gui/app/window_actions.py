@@ -12,9 +12,8 @@ from typing import Any
 from PySide6.QtWidgets import QFileDialog
 
 from lfs_gui.app import settings as app_settings
-from lfs_gui.app.controller import call_in_generator
-from lfs_gui.app.state import QueryRef
 from lfs_gui.app.widgets.query import IMAGE_SUFFIXES
+from lfs_gui.viewer_state import QueryRef
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ")"
 
@@ -143,8 +142,7 @@ class WindowActions:
         if session is None:
             return
         try:
-            session.decoder = load_decoder(path, expected_dim=session.dim)
-            session.decoder_path = Path(path)
+            session.set_decoder(load_decoder(path, expected_dim=session.dim), path)
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.show_error("Could not use the decoder", str(exc))
             return
@@ -198,5 +196,5 @@ class WindowActions:
 
 
 def _embed(session: Any, path: Path) -> Generator[Any, None, tuple[Path, Any]]:
-    emb = yield from call_in_generator(session.embed_image, path)
+    emb = yield from session.iter_embed_image(path)  # cancel points: decode, model load, forward
     return path, emb

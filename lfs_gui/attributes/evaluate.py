@@ -1,10 +1,10 @@
 """Does the chosen attribute explain the match? A deletion test for SANE, plus the predictor's mAP.
 
 For sampled *similar* pairs (same class and cosine > ξ1, :func:`lfs_gui.metrics.evaluate.sample_pairs`),
-the pair's saliency maps come from a registered explainer and :class:`~lfs_gui.explain.sane.SaneChooser`
+the pair's saliency maps come from a registered explainer and :class:`~lfs_gui.attributes.sane.SaneChooser`
 ranks the attributes. Three attributes' regions are then deleted (the same pixel fraction each, so
 area is not what differs; one image at a time against the other, fixed, as
-:meth:`~lfs_gui.explain.sane.SaneChooser.deletion_similarity` defines it) and the similarity drop
+:meth:`~lfs_gui.attributes.sane.SaneChooser.deletion_similarity` defines it) and the similarity drop
 s − s₋ₐ recorded:
 
 * **chosen** — SANE's top attribute (all three terms);
@@ -69,7 +69,7 @@ class AttributeEvaluation:
                  seed: int = 0, saliency: str | None = None, saliency_settings: dict[str, Any] | None = None,
                  present: float = 0.5, chooser_settings: dict[str, Any] | None = None) -> None:
         from lfs_gui.explain.registry import make_explainer
-        from lfs_gui.explain.sane import SaneChooser
+        from lfs_gui.attributes.sane import SaneChooser
         from lfs_gui.metrics.evaluate import sample_pairs
 
         self.model, self.predictor, self.images = model, predictor, [Path(p) for p in images]

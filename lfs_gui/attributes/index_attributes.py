@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def index_folder(index: str | Path) -> Path:
     """The folder of ``INDEX`` as the CLI accepts it (the literal ``demo`` is the embedded demo's)."""
     from lfs_gui.index.store import index_dir
-    from lfs_gui.session_open import demo_index_dir
+    from lfs_gui.paths import demo_index_dir
 
     if str(index) == "demo" and not Path(index).exists():
         return demo_index_dir()

@@ -99,14 +99,50 @@ def emit_json(obj: Any) -> None:
     print(json.dumps(jsonable(obj), indent=1, ensure_ascii=False))
 
 
-def load_model_arg(model: str | None, trust_checkpoint: bool) -> tuple[Any, dict]:
-    """The ``--model`` file (or the demo model) and the ``model_info`` the sidecar should record."""
+def add_device_arguments(parser: argparse.ArgumentParser, embedding: bool = True) -> None:
+    """``--device`` (every command that runs a model or decoder) and, with ``embedding``,
+    ``--batch-size`` and ``--amp`` for the embedding forward passes. Read them with
+    :func:`device_from_args`."""
+    g = parser.add_argument_group("device")
+    g.add_argument("--device", default="auto", metavar="DEV",
+                   help="where models and decoders run: auto (CUDA if available, else MPS, else CPU), cpu, cuda, "
+                        "cuda:N or mps (default auto)")
+    if embedding:
+        g.add_argument("--batch-size", type=int, default=None, metavar="N",
+                       help="images per embedding batch (default: 32 on CPU, 256 on a GPU)")
+        g.add_argument("--amp", action="store_true",
+                       help="mixed precision for embedding on a GPU (ignored on CPU); stored embeddings stay float32")
+
+
+def device_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(torch.device, BatchSettings)`` from :func:`add_device_arguments`' options.
+
+    A device this machine lacks raises :class:`lfs_gui.device.DeviceError` (a ``ValueError``), which
+    :func:`guarded` turns into a message naming the device and what is available, exit code 2.
+    """
+    from lfs_gui.device import batch_defaults, is_accelerator, resolve_device
+
+    device = resolve_device(getattr(args, "device", "auto"))
+    batch = getattr(args, "batch_size", None)
+    if batch is not None and batch < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch}")
+    amp = bool(getattr(args, "amp", False))
+    if amp and not is_accelerator(device):
+        log.info("--amp has no effect on %s: embedding runs in float32", device)
+    settings = batch_defaults(device).updated(embed=batch, amp=amp and is_accelerator(device))
+    log.debug("device %s, batch settings %s", device, settings)
+    return device, settings
+
+
+def load_model_arg(model: str | None, trust_checkpoint: bool, device: Any = None) -> tuple[Any, dict]:
+    """The ``--model`` file (or the demo model) on ``device`` and the ``model_info`` the sidecar
+    should record."""
     from lfs_gui.models.loader import load_demo_model, load_model
 
     if model is None:
-        return load_demo_model(), {"demo": True}
+        return load_demo_model(device=device), {"demo": True}
     path = Path(model).expanduser().resolve()
-    return load_model(path, trust_checkpoint=trust_checkpoint), {"source": str(path)}
+    return load_model(path, trust_checkpoint=trust_checkpoint, device=device), {"source": str(path)}
 
 
 # -- the command ------------------------------------------------------------------------------------

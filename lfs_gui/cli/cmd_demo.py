@@ -15,7 +15,7 @@ import argparse
 import json
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_OK, emit_json, guarded
+from lfs_gui.cli._common import EXIT_OK, add_device_arguments, device_from_args, emit_json, guarded
 
 NAME = "demo"
 HELP = "check the embedded demo (model, index, gallery, decoder) offline and print its figures"
@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embed", type=int, default=2, metavar="N",
                         help="re-embed N gallery images with the demo model and compare with the index (0: skip)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,9 +50,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from lfs_gui.index.recall import retrieval_metrics
     from lfs_gui.models.loader import demo_model_path
+    from lfs_gui.paths import demo_index_dir
     from lfs_gui.session import Session
-    from lfs_gui.session_open import demo_index_dir
 
+    device, batch = device_from_args(args)
     head = demo_model_path()
     if not head.is_file() or head.stat().st_size == 0:
         raise ValueError(f"{head}: the demo model head is missing or empty; rebuild it with "
@@ -88,9 +90,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.embed > 0:
         n = min(args.embed, len(gallery))
         ids = np.linspace(0, len(gallery) - 1, n).astype(int)
-        fresh = session.model.embed_images([_open(gallery.items[i].path) for i in ids])
+        # float32 on purpose (no --amp): this checks the model against the stored embeddings
+        fresh = session.model.to(device).embed_images([_open(gallery.items[i].path) for i in ids],
+                                                      batch_size=batch.embed)
         cos = (fresh * session.embeddings[ids]).sum(axis=1)
-        summary["reembed"] = {"ids": ids.tolist(), "min_cosine": float(cos.min())}
+        summary["reembed"] = {"ids": ids.tolist(), "min_cosine": float(cos.min()), "device": str(device)}
         if float(cos.min()) < 0.999:
             summary["ok"] = False
             raise ValueError(f"{head}: re-embedding gallery images gives cosine {float(cos.min()):.4f} to the stored "
@@ -118,6 +122,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _open(path: Any) -> Any:
-    from lfs_gui.session import open_image
+    from lfs_gui.data.images import open_image
 
     return open_image(path)

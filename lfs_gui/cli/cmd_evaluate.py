@@ -19,7 +19,9 @@ from lfs_gui.cli import attribute_eval
 from lfs_gui.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_device_arguments,
     check_writable,
+    device_from_args,
     emit_json,
     guarded,
     progress_bar,
@@ -47,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
+    add_device_arguments(parser)
     attribute_eval.add_arguments(parser)  # --attributes: SANE's deletion test (issue 12)
 
 
@@ -81,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         return attribute_eval.run(args, parse_settings(args.settings))
     if args.pairs < 1 or args.steps < 1 or args.superpixel < 1:
         raise ValueError("--pairs, --steps and --superpixel must be at least 1")
+    device, batch = device_from_args(args)
     out = Path(args.out).expanduser().resolve()
     check_writable(out, is_dir=True)
     method_settings = parse_settings(args.settings)

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from lfs_gui.cli import pair_extras
-from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli._common import (
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
+)
 from lfs_gui.cli.cmd_query import open_session, parse_query
 
 NAME = "explain"
@@ -44,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_device_arguments(parser)
     pair_extras.add_arguments(parser)  # --point, --match-lines, --attributes (issue 12)
 
 
@@ -94,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     from lfs_gui.figures import save_curve_data, save_pair_figure
 
     out, data_path = _check_args(args)
+    device, batch = device_from_args(args)
     query = parse_query(args.query)
     session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
     settings: dict[str, Any] = {"p": args.p, "seed": args.seed}

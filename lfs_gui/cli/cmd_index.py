@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from lfs_gui.cli._common import (
-    EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, load_model_arg, progress_bar,
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded,
+    load_model_arg, progress_bar,
 )
 
 NAME = "index"
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, metavar="N", help="image decoding worker processes (0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,15 +46,17 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--decoder-epochs must be at least 1, got {args.decoder_epochs}")
     if args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+    device, batch = device_from_args(args)
     gallery = open_gallery(args.gallery, split=args.split)
     out = Path(args.out) if args.out else Path("indexes") / gallery.name
     out = out.expanduser().resolve()
     check_writable(out, is_dir=True)
-    model, info = load_model_arg(args.model, args.trust_checkpoint)
+    model, info = load_model_arg(args.model, args.trust_checkpoint, device=device)
     t0 = time.perf_counter()
     gen = iter_build_index(gallery, model, out, kind=args.kind, train_decoder=not args.no_decoder,
                            decoder_kind=args.decoder_kind, decoder_epochs=args.decoder_epochs,
-                           num_workers=args.workers, use_cache=not args.no_cache, model_info=info)
+                           num_workers=args.workers, use_cache=not args.no_cache, model_info=info,
+                           batch_size=batch.embed)
     try:
         report = progress_bar(gen, desc="embedding")
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_OK, emit_json, guarded
+from lfs_gui.cli._common import EXIT_OK, add_device_arguments, device_from_args, emit_json, guarded
 
 NAME = "query"
 HELP = "retrieve the most similar and most dissimilar gallery images for a query"
@@ -22,14 +22,9 @@ def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint
     from lfs_gui.session import Session
 
     if index == "demo" and not Path(index).exists():
-        session = Session.open_demo()
-        if decoder is False:
-            session.decoder, session.decoder_path = None, None
-        elif decoder is not None:
-            from lfs_gui.models.decoder import load_decoder
-
-            session.decoder, session.decoder_path = load_decoder(decoder, expected_dim=session.dim), Path(decoder)
-        return session
+        if isinstance(decoder, (str, Path)):
+            decoder = Path(decoder).resolve()  # relative to the working directory (the demo's folder is not the user's)
+        return Session.open_demo(decoder=decoder)
     return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint)
 
 
@@ -58,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +70,10 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"--image {args.image}: give an image path (use --id for gallery ids)")
     else:
         query = int(args.id)
+    device, batch = device_from_args(args)
     session = open_session(args.index, trust_checkpoint=args.trust_checkpoint)
+    if isinstance(query, Path):  # an external image is embedded now, on --device
+        session.model.to(device)
     res = session.retrieve(query, k=args.k)
     out = {
         "index": str(args.index),

@@ -1,7 +1,7 @@
 """``lfs-gui train-decoder INDEX --out FILE.pt``: train an ExplainLFS decoder on an index's gallery.
 
 Inputs are the index's saved embeddings; targets are the model's view of each gallery image
-(``Preprocessing.resize_crop`` at S×S, :func:`lfs_gui.models.train_decoder.decoder_targets`), so the
+(``Preprocessing.resize_crop`` at S×S, :func:`lfs_gui.data.decoder_targets.iter_decoder_targets`), so the
 model itself is not loaded. Images that no longer decode are left out and reported. The validation
 MSE is printed per epoch; the weights of the best epoch are kept. Ctrl-C saves the decoder as
 trained so far (marked ``interrupted`` in its meta) and exits 130.
@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli._common import (
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
+)
 from lfs_gui.cli.cmd_query import open_session
 
 NAME = "train-decoder"
@@ -34,33 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out share for the validation MSE (0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the initialisation (0)")
     parser.add_argument("--json", action="store_true", help="print the training report as JSON")
+    add_device_arguments(parser, embedding=False)  # its --batch-size is the decoder's training batch
 
 
 def run(args: argparse.Namespace) -> int:
     return guarded(NAME, _run, args)
 
 
-def _targets(session: Any, size: int) -> tuple[Any, Any, list[tuple[str, str]]]:
-    """(embeddings, targets) of the images that decode, and (path, reason) of those that do not."""
+def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from lfs_gui.models.train_decoder import decoder_targets
-    from lfs_gui.session import SessionError, open_image
-
-    rows, targets, skipped = [], [], []
-    for i, item in enumerate(session.gallery.items):
-        try:
-            img = open_image(item.path)
-        except SessionError as exc:
-            skipped.append((str(item.path), str(exc)))
-            continue
-        targets.append(decoder_targets([img], session.preprocessing, size)[0])
-        rows.append(i)
-    emb = np.ascontiguousarray(session.embeddings[rows], dtype=np.float32)
-    return emb, (np.stack(targets) if targets else np.zeros((0, 3, size, size), np.float32)), skipped
-
-
-def _run(args: argparse.Namespace) -> int:
+    from lfs_gui.data.decoder_targets import iter_decoder_targets
+    from lfs_gui.jobs import run_generator
     from lfs_gui.models.decoder import make_decoder, save_decoder
     from lfs_gui.models.train_decoder import iter_train_decoder
 
@@ -68,12 +55,14 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--epochs and --batch-size must be at least 1 and --lr positive")
     if not 0.0 <= args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    device, _ = device_from_args(args)
     out = Path(args.out).expanduser().resolve()
     check_writable(out)
     session = open_session(args.index, decoder=False)  # the index's own decoder may be the broken one
     size = args.size or (40 if args.kind == "dense" else 64)
     decoder = make_decoder(args.kind, session.dim, size=size)
-    emb, targets, skipped = _targets(session, size)
+    dt = run_generator(iter_decoder_targets(session.gallery.paths, session.preprocessing, size))
+    emb, targets, skipped = np.ascontiguousarray(session.embeddings[dt.rows], dtype=np.float32), dt.targets, dt.skipped
     for p, why in skipped:
         print(f"lfs-gui train-decoder: skipped {p}: {why}", file=sys.stderr)
     if len(emb) < 2:
@@ -88,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
 
     gen = iter_train_decoder(emb, targets, kind=args.kind, size=size, epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, optimizer=args.optimizer, val_fraction=args.val_fraction, seed=args.seed,
-                             decoder=decoder, keep_best=True)
+                             decoder=decoder, keep_best=True, device=device)
     base_meta = {"model_identity": session.index.meta.model_identity, "gallery": str(session.gallery.root),
                  "index": str(args.index), "lr": args.lr, "optimizer": args.optimizer, "seed": args.seed,
                  "n_skipped": len(skipped)}

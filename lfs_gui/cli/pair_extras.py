@@ -123,7 +123,7 @@ def _correspondence(args: argparse.Namespace, session: Any, images: tuple, x1: A
 
 def _attributes(args: argparse.Namespace, session: Any, images: tuple, x1: Any, x2: Any, ex: Any, extras: PairExtras) -> None:
     from lfs_gui.attributes.index_attributes import index_folder, load_session_predictor, predictor_path
-    from lfs_gui.explain.sane import SaneChooser
+    from lfs_gui.attributes.sane import SaneChooser
     from lfs_gui.figures.correspondence import attribute_rows
 
     path = Path(args.predictor).expanduser() if args.predictor else predictor_path(index_folder(args.index))

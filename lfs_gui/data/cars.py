@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from lfs_gui.data.galleries import (
+from lfs_gui.data.gallery_types import (
     Gallery,
     GalleryError,
     GalleryItem,
-    _visible_dirs,
+    visible_dirs,
     from_class_folders,
     split_halves,
 )
@@ -41,7 +41,7 @@ def read_cars_dml(root: Path, split: str = "test") -> Gallery:
     image_root = root / "images"
     if not image_root.is_dir():
         raise GalleryError(f"{image_root}: missing; a DML-Baselines Cars folder holds images/<class>/")
-    dirs = sorted((d for d in _visible_dirs(image_root) if not d.name.startswith("._")), key=lambda d: d.name)
+    dirs = sorted((d for d in visible_dirs(image_root) if not d.name.startswith("._")), key=lambda d: d.name)
     return from_class_folders(root, image_root, dirs, "cars-dml", split, "Cars-196")
 
 

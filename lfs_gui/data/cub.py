@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lfs_gui.data.galleries import (
+from lfs_gui.data.gallery_types import (
     Gallery,
     GalleryError,
     GalleryItem,
-    _visible_dirs,
+    visible_dirs,
     from_class_folders,
     split_halves,
 )
@@ -127,7 +127,7 @@ def read_cub_dml(root: Path, split: str = "test") -> Gallery:
     image_root = root / "images"
     if not image_root.is_dir():
         raise GalleryError(f"{image_root}: missing; a DML-Baselines CUB folder holds images/<NNN.Class>/")
-    dirs = [d for d in _visible_dirs(image_root) if not d.name.startswith("._")]
+    dirs = [d for d in visible_dirs(image_root) if not d.name.startswith("._")]
     try:
         dirs.sort(key=lambda d: (int(d.name.split(".")[0]), d.name))
     except ValueError as exc:

@@ -160,7 +160,7 @@ def iter_embed_paths(
                     log.warning("skipping %s: %s", plist[i], r)
             if good.any():
                 with torch.inference_mode():  # exited before the yield: grad mode must not leak out
-                    emb = model.embed_tensor(x[good]).float().cpu().numpy()
+                    emb = model.embed_batch(x[good])  # to the model's device and back as float32
                 chunks.append((idx[good].numpy(), emb))
                 ok[idx[good].numpy()] = True
             done += len(idx)

@@ -2,12 +2,14 @@
 
 :func:`load_rgb` normalises odd modes (CMYK, 16/32-bit and float greyscale, palette, alpha) to 8-bit
 RGB and applies the EXIF orientation. The embedder, the decoder targets, the figures and the app's
-display all decode through it, so what is shown is what the model saw.
+display all decode through it, so what is shown is what the model saw. :func:`open_image` is the same
+decoding for user-facing callers: a bad file raises :class:`ImageError` naming the file and the fix.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -51,3 +53,21 @@ def load_rgb(path: str | os.PathLike, draft: int | None = None) -> Image.Image:
             bg.alpha_composite(rgba)
             im = bg
         return im.convert("RGB")
+
+
+class ImageError(ValueError):
+    """An image file is missing, empty or undecodable; the message names the file and the fix."""
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """:func:`load_rgb` with clear errors: :class:`ImageError` naming the file (missing, empty, undecodable)."""
+    p = Path(path)
+    if p.is_file() and p.stat().st_size == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes); re-copy or re-download it")
+    try:
+        return load_rgb(p)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such image file") from None
+    except Exception as exc:  # noqa: BLE001 - whatever Pillow raises for a bad file
+        raise ImageError(f"{path}: cannot be decoded as an image ({exc.__class__.__name__}: {exc}); "
+                         "use a JPEG/PNG/BMP/WebP/TIFF file") from exc

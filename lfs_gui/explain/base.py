@@ -53,7 +53,9 @@ class PairInput:
     embeddings (N,) float32; ``similarity``: the model's cosine of the pair; ``xi1``: the
     similar/dissimilar threshold. Optional context for prototype methods (EMSNN): ``gallery``
     (M, N) embeddings, ``gallery_labels`` (M,), and the labels ``label1``/``label2`` of the images
-    (``None`` when unknown, e.g. an external query).
+    (``None`` when unknown, e.g. an external query); ``prototypes``, the gallery's
+    :class:`~lfs_gui.explain.prototypes.ClassPrototypes` computed once per gallery (so a click does not
+    pass over the whole gallery again).
     """
 
     h1: np.ndarray
@@ -66,6 +68,7 @@ class PairInput:
     gallery_labels: np.ndarray | None = None
     label1: Any = None
     label2: Any = None
+    prototypes: Any = None
 
     @property
     def similar(self) -> bool:
@@ -91,31 +94,49 @@ class PairInput:
 
 @dataclass(frozen=True)
 class HeatPair:
-    """Result of one explanation: a map per image plus what it cost.
+    """One explained pair: the one result type of every method, of the session, the CLI, the figures
+    and the app.
 
-    ``heat1``/``heat2`` are (h, w) float32 in [0, 1] at ``resolution`` = (h, w); ``extras`` holds
-    method-specific material (e.g. the :class:`~lfs_gui.explain.explainlfs.PairExplanation` with
-    masks and reconstructions under ``"explanation"``, signed contributions for sim-decomp).
+    ``heat1``/``heat2`` are (h, w) float32 in [0, 1] at ``resolution`` = (h, w), in the model-input
+    frame (``heat1`` is ``None`` only from :class:`~lfs_gui.explain.explainlfs.ExplainLFS` with
+    ``perturb="test"``, which maps the test image alone). ``similarity`` is the model's cosine and
+    ``similar`` the decision ``similarity > xi1``. ``mask1``/``mask2`` are the maps thresholded at ξ2
+    (:meth:`with_masks`; ExplainLFS sets them itself). ``recon1``/``recon2`` are the decoder's
+    reconstructions g(h¹), g(h²) as (3, S, S) in [0, 1] for decoder-side methods (``None``
+    otherwise). ``settings`` say how it was made (method, its settings; the session adds ξ1, ξ2);
+    ``cost`` counts rows (see the module docstring); ``extras`` holds method-specific material
+    (ExplainLFS: ``relevance``, the perturbed reconstructions ``recon1_p``/``recon2_p``;
+    sim-decomp: signed contributions; EMSNN: the prototypes).
     """
 
     method: str
-    heat1: np.ndarray
+    heat1: np.ndarray | None
     heat2: np.ndarray
     similarity: float
     similar: bool
     cost: dict[str, int] = field(default_factory=lambda: {"model_forwards": 0, "model_backwards": 0, "decoder_calls": 0})
     settings: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    mask1: np.ndarray | None = None
+    mask2: np.ndarray | None = None
+    recon1: np.ndarray | None = None
+    recon2: np.ndarray | None = None
 
     @property
     def resolution(self) -> tuple[int, int]:
         return int(self.heat2.shape[0]), int(self.heat2.shape[1])
 
     def resized(self, size: int | tuple[int, int], mode: str = "auto") -> HeatPair:
-        """The same result with both maps resampled to ``size`` (see :func:`resample.resize_map`)."""
+        """The same result with both maps resampled to ``size`` (see :func:`resample.resize_map`);
+        masks are dropped (threshold the resized maps again with :meth:`with_masks`)."""
         from lfs_gui.explain.resample import resize_map
 
-        return replace(self, heat1=resize_map(self.heat1, size, mode), heat2=resize_map(self.heat2, size, mode))
+        heat1 = None if self.heat1 is None else resize_map(self.heat1, size, mode)
+        return replace(self, heat1=heat1, heat2=resize_map(self.heat2, size, mode), mask1=None, mask2=None)
+
+    def with_masks(self, xi2: float) -> HeatPair:
+        """The same result with ``mask = heat > xi2`` on both maps (ExplainLFS §3, step 3)."""
+        return replace(self, mask1=None if self.heat1 is None else self.heat1 > xi2, mask2=self.heat2 > xi2)
 
 
 def make_cost(model_forwards: int = 0, model_backwards: int = 0, decoder_calls: int = 0) -> dict[str, int]:
@@ -182,6 +203,7 @@ class Explainer(ABC):
         """The method itself (subclasses that override :meth:`iter_explain` may raise here)."""
 
     def _result(self, pair: PairInput, heat1: np.ndarray, heat2: np.ndarray, cost: dict[str, int], **extras: Any) -> HeatPair:
+        """A :class:`HeatPair` of this method with its settings (reconstructions and masks: ``replace``)."""
         return HeatPair(
             method=self.name,
             heat1=np.asarray(heat1, np.float32),

@@ -17,12 +17,12 @@ The heat maps live in the decoder's S×S frame, which is the model-input frame (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
 import numpy as np
 import torch
 
+from lfs_gui.explain.base import HeatPair, unit_map
 from lfs_gui.models.base import cosine
 
 DecoderLike = Union[torch.nn.Module, Callable[[np.ndarray], np.ndarray]]
@@ -61,15 +61,6 @@ def relevance(h1: Any, h2: Any, similar: bool) -> np.ndarray:
     return r.astype(np.float32)
 
 
-def normalize_heat(diff: np.ndarray) -> np.ndarray:
-    """Min–max normalise a map to [0, 1] (float32); a constant map becomes all zeros."""
-    diff = np.asarray(diff, dtype=np.float64)
-    lo, hi = float(diff.min()), float(diff.max())
-    if hi - lo <= 0.0:
-        return np.zeros(diff.shape, dtype=np.float32)
-    return ((diff - lo) / (hi - lo)).astype(np.float32)
-
-
 def decode(decoder: DecoderLike, batch: np.ndarray) -> np.ndarray:
     """Run a decoder on a (B, N) float32 batch -> (B, 3, S, S) float32 numpy, no gradients."""
     batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -80,32 +71,6 @@ def decode(decoder: DecoderLike, batch: np.ndarray) -> np.ndarray:
             out = decoder(torch.from_numpy(batch).to(dtype))
         return out.float().cpu().numpy()
     return np.asarray(decoder(batch), dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class PairExplanation:
-    """One explained pair. Images are (3, S, S) in [0, 1]; heat maps (S, S) float32 in [0, 1].
-
-    ``heat1``/``mask1``/``recon1_p`` are ``None`` in the thesis variant (only the test image, the
-    second of the pair, is perturbed).
-    """
-
-    similarity: float
-    similar: bool
-    relevance: np.ndarray
-    heat1: np.ndarray | None
-    heat2: np.ndarray
-    mask1: np.ndarray | None
-    mask2: np.ndarray
-    recon1: np.ndarray
-    recon2: np.ndarray
-    recon1_p: np.ndarray | None
-    recon2_p: np.ndarray
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def heats(self) -> tuple[np.ndarray | None, np.ndarray]:
-        return self.heat1, self.heat2
 
 
 class ExplainLFS:
@@ -139,11 +104,14 @@ class ExplainLFS:
     def settings(self) -> dict:
         return {"method": self.name, "p": self.p, "xi1": self.xi1, "xi2": self.xi2, "perturb": self.perturb}
 
-    def explain(self, h1: Any, h2: Any, similarity: float | None = None) -> PairExplanation:
+    def explain(self, h1: Any, h2: Any, similarity: float | None = None) -> HeatPair:
         """Explain the pair (h1 = query/reference, h2 = test). One decoder batch.
 
         ``similarity`` defaults to the cosine of h1 and h2; the pair is *similar* when it exceeds ξ1.
-        Inputs are not modified.
+        Inputs are not modified. Returns a :class:`~lfs_gui.explain.base.HeatPair` with masks at ξ2 and
+        the reconstructions; ``extras`` holds ``relevance`` and the perturbed reconstructions
+        ``recon1_p``/``recon2_p``. In the thesis form (``perturb="test"``) ``heat1``, ``mask1`` and
+        ``recon1_p`` are ``None``.
         """
         a, b = _as_vector("h1", h1), _as_vector("h2", h2)
         if a.shape != b.shape:
@@ -163,23 +131,23 @@ class ExplainLFS:
             raise ValueError(f"decoder must return (B, 3, S, S), got {out.shape}")
         recon1, recon2 = out[0], out[1]
         recon2_p = out[-1]
-        heat2 = normalize_heat(np.abs(recon2 - recon2_p).sum(axis=0))
+        heat2 = unit_map(np.abs(recon2 - recon2_p).sum(axis=0))
         heat1 = mask1 = recon1_p = None
         if self.perturb == "both":
             recon1_p = out[2]
-            heat1 = normalize_heat(np.abs(recon1 - recon1_p).sum(axis=0))
+            heat1 = unit_map(np.abs(recon1 - recon1_p).sum(axis=0))
             mask1 = heat1 > self.xi2
-        return PairExplanation(
-            similarity=sim,
-            similar=bool(similar),
-            relevance=r.astype(np.float32),
+        return HeatPair(
+            method=self.name,
             heat1=heat1,
             heat2=heat2,
+            similarity=sim,
+            similar=bool(similar),
+            cost={"model_forwards": 0, "model_backwards": 0, "decoder_calls": len(batch)},
+            settings=self.settings(),
+            extras={"relevance": r.astype(np.float32), "recon1_p": recon1_p, "recon2_p": recon2_p},
             mask1=mask1,
             mask2=heat2 > self.xi2,
             recon1=recon1,
             recon2=recon2,
-            recon1_p=recon1_p,
-            recon2_p=recon2_p,
-            settings=self.settings(),
         )

@@ -1,13 +1,18 @@
 """Name → explainer class registry; feeds ``lfs-gui evaluate --methods`` and the GUI's selector.
 
-:func:`make_explainer` checks a method's ``needs`` against what is at hand (a decoder, a model
-with a conv feature split, an affine head) and raises :class:`ExplainerUnavailable` with the reason
-and the fix; :func:`available_methods` lists the names that can run. ``gallery`` needs (EMSNN's
-class prototypes) are data, checked when the pair is explained (the pair may lack labels).
+The one place that decides which methods can run: :func:`missing_needs` checks a method's ``needs``
+against what is at hand (a decoder, a model — loaded, or known to load on first use — with a conv
+feature split and an affine head, a labelled gallery) and says why not; :func:`available_methods`
+lists the names that can run (the session, ``evaluate`` and the app all ask it);
+:func:`make_explainer` builds one or raises :class:`ExplainerUnavailable` with the reason and the
+fix (the pair's own labels, which EMSNN needs too, are checked when the pair is explained).
+:func:`runs_model` says which methods run the model (slow: a worker), :func:`method_settings` which
+settings a method's constructor takes.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import weakref
 from typing import Any
@@ -71,14 +76,24 @@ def has_features(model: EmbeddingModel) -> tuple[bool, str]:
     return ok, "" if ok else why
 
 
-def missing_needs(cls: type[Explainer], model: EmbeddingModel | None, decoder: Any) -> list[str]:
-    """Human-readable reasons why ``cls`` cannot run with this model/decoder (empty list: it can)."""
+def missing_needs(cls: type[Explainer], model: EmbeddingModel | None, decoder: Any, *,
+                  gallery: bool = True, model_pending: bool = False) -> list[str]:
+    """Human-readable reasons why ``cls`` cannot run (empty list: it can).
+
+    ``gallery``: labelled gallery embeddings are at hand (EMSNN's prototypes; the pair's own labels
+    are checked when it is explained). ``model_pending``: there is a model that is not loaded yet
+    (a session loads it on first use): model needs count as met, and the feature-split and head
+    checks wait until ``model`` is given.
+    """
     why: list[str] = []
     needs = cls.needs
     if "decoder" in needs and decoder is None:
         why.append("a trained decoder (train one with `lfs-gui train-decoder INDEX --out FILE`)")
+    if "gallery" in needs and not gallery:
+        why.append("a gallery whose images all have class labels (class prototypes)")
     if needs & {"model", "features", "linear_head"} and model is None:
-        why.append("the embedding model")
+        if not model_pending:
+            why.append("the embedding model")
         return why
     if "features" in needs:
         ok, reason = has_features(model)  # type: ignore[arg-type]
@@ -105,12 +120,28 @@ def make_explainer(name: str, *, model: EmbeddingModel | None = None, decoder: A
         raise ValueError(f"{name}: bad settings {settings}: {exc}") from exc
 
 
-def available_methods(model: EmbeddingModel | None, decoder: Any, gallery: bool = True) -> list[str]:
-    """Registered names whose needs are met, in registry order (``gallery=False`` drops EMSNN)."""
-    out = []
-    for name, cls in EXPLAINERS.items():
-        if "gallery" in cls.needs and not gallery:
-            continue
-        if not missing_needs(cls, model, decoder):
-            out.append(name)
-    return out
+def available_methods(model: EmbeddingModel | None, decoder: Any, gallery: bool = True,
+                      model_pending: bool = False) -> list[str]:
+    """Registered names whose needs are met (:func:`missing_needs`), in registry order
+    (``gallery=False`` drops EMSNN)."""
+    return [name for name, cls in EXPLAINERS.items()
+            if not missing_needs(cls, model, decoder, gallery=gallery, model_pending=model_pending)]
+
+
+def runs_model(name: str) -> bool:
+    """True when method ``name`` runs the embedding model (slow: run it in a worker); False for the
+    decoder-only methods. Unknown names count as slow."""
+    cls = EXPLAINERS.get(name)
+    return cls is None or bool(cls.needs & {"model", "features", "linear_head"})
+
+
+def method_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``settings`` that method ``name``'s constructor accepts (the GUI sends p, ξ2 to
+    all methods; each takes what it knows). Unknown names and ``**kwargs`` constructors get all."""
+    cls = EXPLAINERS.get(name)
+    if cls is None:
+        return dict(settings)
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(settings)
+    return {k: v for k, v in settings.items() if k in params}

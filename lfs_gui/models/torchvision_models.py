@@ -32,7 +32,7 @@ import torchvision
 
 from ..jobs import atomic_path
 from .base import IMAGENET_MEAN, IMAGENET_STD, ModelLoadError, PooledHeadEmbedder, Preprocessing, global_avg_pool
-from .loader import load_state_dict_strict, prepare_module, read_checkpoint
+from .checkpoint import load_state_dict_strict, prepare_module, read_checkpoint
 
 log = logging.getLogger(__name__)
 

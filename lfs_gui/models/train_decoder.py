@@ -6,7 +6,8 @@ to S×S, so the decoder's output (and so every heat map) lives in the model-inpu
 the batch; reports give the per-pixel MSE, for training and a held-out validation split.
 
 Training is a generator (``iter_train_decoder``): it yields an :class:`EpochReport` per epoch
-(cancel by closing it) and returns a :class:`TrainResult`.
+(cancel by closing it) and returns a :class:`TrainResult`. :func:`decoder_target` is the model's view of one
+image; :func:`lfs_gui.data.decoder_targets.iter_decoder_targets` prepares a gallery's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lfs_gui.device import resolve_device
 from lfs_gui.jobs import Progress
 from lfs_gui.models.base import Preprocessing
 from lfs_gui.models.decoder import Decoder, make_decoder
@@ -109,13 +111,17 @@ def iter_train_decoder(
     decoder: Decoder | None = None,
     keep_best: bool = False,
     weight_decay: float = 0.0,
+    device: str | torch.device | None = None,
 ) -> Generator[EpochReport, None, TrainResult]:
     """Train a decoder on ``embeddings`` (M, N) → ``images`` (M, 3, S, S) in [0, 1].
 
     ``optimizer`` is ``adamax`` (the paper) or ``adam``. A seeded ``val_fraction`` of the pairs is
     held out for the validation MSE reported each epoch. Pass ``decoder`` to continue training one.
     ``keep_best`` restores, at the end, the weights of the epoch with the lowest validation MSE
-    (early stopping; the result's ``best_epoch`` says which).
+    (early stopping; the result's ``best_epoch`` says which). Training runs on ``device``
+    (``None``: the decoder's own device, the CPU for a new one); the split, the batch order and a new
+    decoder's initial weights are drawn on the CPU from ``seed``, so they do not depend on the device.
+    The returned decoder stays on ``device``.
     """
     emb = np.array(embeddings, dtype=np.float32)  # copies: inputs are never mutated or aliased
     img = np.array(images, dtype=np.float32)
@@ -139,13 +145,17 @@ def iter_train_decoder(
     n_val = int(round(len(emb) * val_fraction)) if val_fraction > 0 else 0
     n_val = min(n_val, len(emb) - 1)
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
-    h_all, x_all = torch.from_numpy(emb), torch.from_numpy(img)
-    h_tr, x_tr, h_val, x_val = h_all[tr_idx], x_all[tr_idx], h_all[val_idx], x_all[val_idx]
 
     if decoder is None:
         decoder = make_decoder(kind, emb.shape[1], size=s)
     elif decoder.dim != emb.shape[1] or decoder.size != s:
         raise ValueError(f"decoder is {decoder.dim}-d → {decoder.size}px but data is {emb.shape[1]}-d → {s}px")
+    target = next(decoder.parameters()).device if device is None else resolve_device(device)
+    decoder.to(target)
+    h_all, x_all = torch.from_numpy(emb).to(target), torch.from_numpy(img).to(target)
+    tr_dev, val_dev = tr_idx.to(target), val_idx.to(target)
+    h_tr, x_tr, h_val, x_val = h_all[tr_dev], x_all[tr_dev], h_all[val_dev], x_all[val_dev]
+    del h_all, x_all
     opt_cls = torch.optim.Adamax if optimizer == "adamax" else torch.optim.Adam
     opt = opt_cls(decoder.parameters(), lr=lr, weight_decay=weight_decay)
     best: tuple[float, int, dict] | None = None
@@ -154,7 +164,7 @@ def iter_train_decoder(
     try:
         for epoch in range(1, epochs + 1):
             decoder.train()
-            order = torch.randperm(len(h_tr), generator=gen)
+            order = torch.randperm(len(h_tr), generator=gen).to(target)
             for i in range(0, len(order), batch_size):
                 b = order[i : i + batch_size]
                 if len(b) < 2 and isinstance(decoder, torch.nn.Module) and decoder.kind == "conv":

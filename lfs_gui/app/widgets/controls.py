@@ -1,6 +1,6 @@
 """Explanation controls: method, p, ξ1, ξ2 (recompute) and colormap, opacity, mask-only (redraw).
 
-Every control writes straight into :class:`~lfs_gui.app.state.AppState` while it is dragged; the state's
+Every control writes straight into :class:`~lfs_gui.viewer_state.ViewerState` while it is dragged; the state's
 events bring the controls back in line when something else changes the settings (a new session
 suggests its own ξ1).
 """
@@ -12,7 +12,7 @@ from typing import Any, Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
-from lfs_gui.app.state import AppState, ExplainSettings, ViewSettings
+from lfs_gui.viewer_state import ExplainSettings, ViewSettings, ViewerState
 
 CMAPS = ("jet", "inferno", "viridis", "magma", "turbo", "coolwarm", "gray")
 
@@ -68,7 +68,7 @@ class ValueSlider(QWidget):
 class ExplainControls(QWidget):
     """One row of controls under the pair."""
 
-    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("explainControls")
         self._state = state
@@ -143,7 +143,7 @@ class ExplainControls(QWidget):
 class CurveControls(QWidget):
     """Pixel-flipping settings: steps, perturbation (what replaces a superpixel) and seed.
 
-    Written into :class:`~lfs_gui.app.state.AppState`; a change restarts the pair's curves.
+    Written into :class:`~lfs_gui.viewer_state.ViewerState`; a change restarts the pair's curves.
     """
 
     PERTURBATIONS = (
@@ -153,7 +153,7 @@ class CurveControls(QWidget):
         ("blur", "blur"),
     )
 
-    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         from PySide6.QtWidgets import QSpinBox
 
         super().__init__(parent)

@@ -39,6 +39,10 @@ class _Series:
         self.ys: list[float] = []
         self.item = plot.plot([], [], name=name, **style)
 
+    def clear(self) -> None:
+        self.xs, self.ys = [], []
+        self.item.setData([], [])
+
     def add(self, x: float, y: float) -> None:
         self.xs.append(float(x))
         self.ys.append(float(y))
@@ -101,16 +105,24 @@ class CurvesPanel(QTabWidget):
 
     # -- pixel flipping -------------------------------------------------------------------------
     def reset(self, method: str | None = None, steps: int = 0, message: str = "") -> None:
-        """Clear the plot; ``method`` None leaves it empty (no pair)."""
-        self.plot.clear()
-        if self.plot.legend is not None:
-            self.plot.legend.clear()
-        self.series = {}
+        """Clear the plot; ``method`` None leaves it empty (no pair).
+
+        Every click resets the panel on the GUI thread: for the same method the plot items are emptied
+        and reused (building new pyqtgraph items cost tens of milliseconds per click)."""
         self.steps = steps
+        if method is not None and method == self.method and self.series:
+            for tag, s in self.series.items():
+                s.clear()
+                s.rename(self.plot, method if tag == "method" else "random")
+        else:
+            self.plot.clear()
+            if self.plot.legend is not None:
+                self.plot.legend.clear()
+            self.series = {}
+            if method is not None:
+                self.series["method"] = _Series(self.plot, method, STYLES["method"])
+                self.series["random"] = _Series(self.plot, "random", STYLES["random"])
         self.method = method or ""
-        if method is not None:
-            self.series["method"] = _Series(self.plot, method, STYLES["method"])
-            self.series["random"] = _Series(self.plot, "random", STYLES["random"])
         self.status.setText(message)
 
     def add_point(self, tag: str, point: Any) -> None:

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from lfs_gui.app.state import AppState, QueryRef
 from lfs_gui.app.thumbnails import ThumbnailCache
+from lfs_gui.viewer_state import QueryRef, ViewerState
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
 class GalleryPanel(QWidget):
     """Filters, the grid and a count; writes the selected item into ``state`` as the query."""
 
-    def __init__(self, state: AppState, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("galleryPanel")
         self._state = state

@@ -20,10 +20,10 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QImage, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from lfs_gui.app.state import AppState, ViewSettings
 from lfs_gui.app.thumbnails import array_to_qimage, pil_to_qimage
 from lfs_gui.app.widgets.controls import ExplainControls
 from lfs_gui.data.images import load_rgb, upright_size
+from lfs_gui.viewer_state import ViewSettings, ViewerState
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class HeatTile(QWidget):
 class PairView(QWidget):
     """The explained pair: heat on both originals, both reconstructions, a summary and the controls."""
 
-    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("pairView")
         self._state = state

@@ -13,8 +13,8 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from lfs_gui.app.state import AppState, QueryRef
 from lfs_gui.app.thumbnails import ThumbnailCache
+from lfs_gui.viewer_state import QueryRef, ViewerState
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -36,7 +36,7 @@ class QueryPanel(QWidget):
 
     imageRequested = Signal(object)
 
-    def __init__(self, state: AppState, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("queryPanel")
         self._state = state

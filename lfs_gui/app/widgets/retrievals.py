@@ -13,8 +13,8 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from lfs_gui.app.state import AppState
 from lfs_gui.app.thumbnails import ThumbnailCache
+from lfs_gui.viewer_state import ViewerState
 
 GREEN, RED, NEUTRAL, SELECTED = "#2e9d3a", "#d0312d", "#9a9a9a", "#1f6fd1"
 
@@ -113,7 +113,7 @@ class RetrievalRow(QWidget):
 class RetrievalsPanel(QWidget):
     """Both rows plus keyboard navigation; clicking writes the target into ``state``."""
 
-    def __init__(self, state: AppState, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("retrievalsPanel")
         self._state = state

@@ -10,7 +10,9 @@ ExplainLFS uses (the thesis' simplification of Utkin's autoencoder).
 
 Image 2 (a gallery image) uses its class' prototype; image 1 uses its own class when known,
 else image 2's class (the class the pair is being compared in). The noise generator is seeded by
-``seed`` and the pair, so the map is reproducible.
+``seed`` and the pair, so the map is reproducible. The prototypes and the standard deviation come
+from ``PairInput.prototypes`` (computed once per gallery by the session) or, failing that, from the
+gallery arrays of the pair.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from lfs_gui.explain.base import (
     unit_map,
 )
 from lfs_gui.explain.explainlfs import decode
+from lfs_gui.explain.prototypes import ClassPrototypes
 
 
 class EMSNNExplainer(Explainer):
@@ -45,13 +48,11 @@ class EMSNNExplainer(Explainer):
         self.k, self.n, self.scale, self.seed = int(k), int(n), float(scale), int(seed)
         self._store(k=self.k, n=self.n, scale=self.scale, seed=self.seed)
 
-    def _class_stats(self, pair: PairInput, label: Any) -> tuple[np.ndarray, np.ndarray]:
-        labels = np.asarray(pair.gallery_labels)
-        sel = labels == label
-        if not sel.any():
+    def _prototype(self, protos: ClassPrototypes, label: Any) -> np.ndarray:
+        proto = protos.mean_of(label)
+        if proto is None:
             raise ExplainerUnavailable(f"{self.name}: no gallery image has label {label!r}; no prototype")
-        g = np.asarray(pair.gallery, np.float64)
-        return g[sel].mean(axis=0), g.std(axis=0)
+        return proto
 
     def _heat(self, h: np.ndarray, proto: np.ndarray, std: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h = np.asarray(h, np.float64)
@@ -64,15 +65,18 @@ class EMSNNExplainer(Explainer):
         return unit_map(np.abs(out[1:] - out[0:1]).sum(axis=1).mean(axis=0))
 
     def _explain(self, pair: PairInput) -> HeatPair:
-        if pair.gallery is None or pair.gallery_labels is None:
+        protos = pair.prototypes
+        if protos is None and (pair.gallery is None or pair.gallery_labels is None):
             raise ExplainerUnavailable(f"{self.name} needs gallery embeddings and labels (class prototypes)")
         label2 = pair.label2
         if label2 is None:
             raise ExplainerUnavailable(f"{self.name} needs the class label of the test image (image 2)")
+        if protos is None:
+            protos = ClassPrototypes.from_gallery(pair.gallery, pair.gallery_labels)
         label1 = pair.label1 if pair.label1 is not None else label2
         rng = np.random.default_rng(pair_seed(self.seed, pair.h1, pair.h2))
-        c2, std = self._class_stats(pair, label2)
-        c1 = c2 if label1 == label2 else self._class_stats(pair, label1)[0]
+        c2, std = self._prototype(protos, label2), protos.std
+        c1 = c2 if label1 == label2 else self._prototype(protos, label1)
         heat1 = self._heat(pair.h1, c1, std, rng)
         heat2 = self._heat(pair.h2, c2, std, rng)
         return self._result(pair, heat1, heat2, make_cost(decoder_calls=2 * (self.n + 1)), prototype1=c1, prototype2=c2)

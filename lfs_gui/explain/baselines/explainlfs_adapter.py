@@ -6,13 +6,18 @@
   comes from the thesis' *swap* trial (query and test exchanged, the same formula applied to h¹).
   Because R = f(|h¹ − h²|) is symmetric in the pair, the swapped trial perturbs h¹ by exactly the
   same R·p as Algorithm 1 does, so both names give identical maps; the thesis form costs two
-  decoder batches of 3 and keeps the thesis' two PairExplanation objects in ``extras``.
+  decoder batches of 3 and keeps the thesis' swap trial (a HeatPair) in ``extras["swap"]``.
+
+The result is the method's own :class:`~lfs_gui.explain.base.HeatPair` (masks at ξ2, reconstructions,
+relevance in ``extras``) under this explainer's name and settings.
 
 ``xi1`` comes from the :class:`~lfs_gui.explain.base.PairInput` (the app's threshold), so the
 similar/dissimilar decision is the same for every method.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from lfs_gui.explain.base import Explainer, HeatPair, PairInput, make_cost
 from lfs_gui.explain.explainlfs import ExplainLFS
@@ -37,7 +42,7 @@ class ExplainLFSExplainer(Explainer):
     def _explain(self, pair: PairInput) -> HeatPair:
         e = self._method(pair).explain(pair.h1, pair.h2, pair.similarity)
         assert e.heat1 is not None
-        return self._result(pair, e.heat1, e.heat2, make_cost(decoder_calls=4), explanation=e)
+        return replace(e, method=self.name, cost=make_cost(decoder_calls=4), settings=self.settings())
 
 
 class ExplainLFSThesisExplainer(ExplainLFSExplainer):
@@ -51,4 +56,5 @@ class ExplainLFSThesisExplainer(ExplainLFSExplainer):
         method = self._method(pair)
         e = method.explain(pair.h1, pair.h2, pair.similarity)
         swap = method.explain(pair.h2, pair.h1, pair.similarity)
-        return self._result(pair, swap.heat2, e.heat2, make_cost(decoder_calls=6), explanation=e, swap=swap)
+        return replace(e, method=self.name, heat1=swap.heat2, mask1=swap.mask2, cost=make_cost(decoder_calls=6),
+                       settings=self.settings(), extras={**e.extras, "swap": swap})

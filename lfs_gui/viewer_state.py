@@ -1,10 +1,13 @@
-"""The app's small state model: user intent in, events out.
+"""The viewer's state model: user intent in, events out. Qt-free (psygnal), so the desktop app, a
+notebook or a test drive the same state.
 
-Widgets never talk to each other. They write what the user asked for into :class:`AppState`
-(``set_query``, ``set_target``, ``update_explain``, ``update_view``) and redraw when its signals fire.
-Results computed from that intent (retrievals, the explanation) are written back by the controller
-(:mod:`lfs_gui.app.controller`) and announced the same way. Setters emit only on real changes, so a
-widget that mirrors a value it just wrote does not loop.
+Widgets never talk to each other. They write what the user asked for into :class:`ViewerState`
+(``set_query``, ``set_target``, ``update_explain``, ``update_view``) and redraw when its events fire
+(``state.queryChanged.connect(callback)``; psygnal signals, emitted synchronously on the thread that
+called the setter — in the app, the GUI thread). Results computed from that intent (retrievals, the
+explanation) are written back by the controller (:mod:`lfs_gui.app.controller`) and announced the
+same way. Setters emit only on real changes, so a widget that mirrors a value it just wrote does not
+loop. Following napari/ndv: the model knows nothing about the views that observe it.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from psygnal import Signal
 
 
 @dataclass(frozen=True, eq=False)
 class QueryRef:
     """The current query: a gallery item (``id``) or an external image file (``path``).
 
-    An external image is embedded once in a worker (``Session.embed_image`` caches it per path), so
+    An external image is embedded once in a worker (``Session.iter_embed_image`` caches it per path), so
     afterwards the session answers for its path as fast as for a gallery id.
     """
 
@@ -99,21 +102,21 @@ class _Values:
     k: int = 8
 
 
-class AppState(QObject):
-    """Observable app state. Read attributes; change them through the setters."""
+class ViewerState:
+    """Observable viewer state. Read attributes; change them through the setters; observe the
+    ``*Changed`` signals (each carries the new value)."""
 
     sessionChanged = Signal(object)
     queryChanged = Signal(object)  # QueryRef | None
     retrievalsChanged = Signal(object)  # Retrievals | None
     targetChanged = Signal(object)  # int | None
-    explanationChanged = Signal(object)  # Explanation | None
+    explanationChanged = Signal(object)  # HeatPair | None
     explainSettingsChanged = Signal(object)  # ExplainSettings
     viewSettingsChanged = Signal(object)  # ViewSettings
     curveSettingsChanged = Signal(object)  # CurveSettings
     kChanged = Signal(int)
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self) -> None:
         self._v = _Values()
 
     # -- read ---------------------------------------------------------------------------------

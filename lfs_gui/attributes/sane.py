@@ -168,9 +168,10 @@ class SaneChooser:
             out.append(0.5 * (e[:len(chunk)] @ e2.reshape(-1) + e[len(chunk):] @ e1.reshape(-1)))
         return torch.cat(out).numpy() if out else np.zeros(0)
 
-    def iter_choose(self, x1: torch.Tensor, x2: torch.Tensor, saliency1: np.ndarray, saliency2: np.ndarray,
+    def iter_choose(self, x1: torch.Tensor, x2: torch.Tensor, saliency1: np.ndarray | None, saliency2: np.ndarray | None,
                     similarity: float | None = None) -> Generator[Progress, None, AttributeChoice]:
-        """Score the candidates for the pair (x1 = query, x2 = target); yields Progress (cancel points)."""
+        """Score the candidates for the pair (x1 = query, x2 = target); yields Progress (cancel points).
+        A ``None`` saliency map (a method that maps one image only) leaves that image out of g_a."""
         t0 = time.perf_counter()
         with torch.inference_mode():
             f = self.model.forward_features(torch.cat([x1, x2]).to(self.model.device))
@@ -180,7 +181,9 @@ class SaneChooser:
         yield Progress(1, 3, "attributes: predicted")
         c = np.sqrt(conf[0] * conf[1])
         cand = [int(a) for a in np.argsort(-c, kind="stable")[: self.candidates]]
-        g = {a: 0.5 * (agreement(aam[0, a], saliency1) + agreement(aam[1, a], saliency2)) for a in cand}
+        sal = [(aam[0], saliency1), (aam[1], saliency2)]
+        sal = [(m, sm) for m, sm in sal if sm is not None]  # a method may map one image only
+        g = {a: float(np.mean([agreement(m[a], sm) for m, sm in sal])) if sal else 0.0 for a in cand}
         drops = {a: 0.0 for a in cand}
         if self.w[2] > 0:
             sims = self.deletion_similarity(x1, x2, aam[0], aam[1], cand, e[0], e[1])
@@ -198,6 +201,6 @@ class SaneChooser:
         forwards = 2 + (2 * len(cand) if self.w[2] > 0 else 0)
         return AttributeChoice(ranked, aam[0], aam[1], conf, s, self.settings(), make_cost(forwards, 0), time.perf_counter() - t0)
 
-    def choose(self, x1: torch.Tensor, x2: torch.Tensor, saliency1: np.ndarray, saliency2: np.ndarray,
+    def choose(self, x1: torch.Tensor, x2: torch.Tensor, saliency1: np.ndarray | None, saliency2: np.ndarray | None,
                similarity: float | None = None) -> AttributeChoice:
         return run_generator(self.iter_choose(x1, x2, saliency1, saliency2, similarity))
