@@ -115,14 +115,16 @@ class AttributePredictor:
 
 def load_predictor(path: str | Path) -> AttributePredictor:
     """Read an ``attributes.pt`` (``weights_only=True``); :class:`ModelLoadError` naming the file and the fix."""
+    from lfs_gui.models.checkpoint import load_state_dict_strict, read_checkpoint
+
     path = Path(path)
     fix = "retrain it with `lfs-gui train-attributes INDEX`"
     if not path.is_file():
         raise ModelLoadError(f"{path}: no attribute predictor; train one with `lfs-gui train-attributes INDEX`")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling error means "not our file"
-        raise ModelLoadError(f"{path}: not a readable attribute predictor ({type(exc).__name__}: {exc}); {fix}") from exc
+        obj = read_checkpoint(path)  # weights_only=True, never the trusted path
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{exc}; or, if it is an attribute predictor, {fix}") from exc
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ModelLoadError(f"{path}: not an lfs-gui attribute predictor (format != {FORMAT!r}); {fix}")
     if obj.get("version") != VERSION:
@@ -132,10 +134,7 @@ def load_predictor(path: str | Path) -> AttributePredictor:
     if not isinstance(names, list) or not names or not isinstance(state, dict):
         raise ModelLoadError(f"{path}: names or state_dict missing; {fix}")
     head = AttributeHead(int(obj["in_channels"]), len(names), int(obj["hidden"]))
-    try:
-        head.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"{path}: weights do not fit the declared head ({str(exc).splitlines()[0]}); {fix}") from exc
+    load_state_dict_strict(head, state, path, "attribute predictor")
     for k, v in head.state_dict().items():
         if not torch.isfinite(v).all():
             raise ModelLoadError(f"{path}: {k} holds NaN or inf; {fix}")
