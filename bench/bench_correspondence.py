@@ -4,9 +4,11 @@
 * the occlusion estimate (any model) per pair vs its 2·(g²+1) forwards;
 * a hover update (cell lookup + match heat + mapping onto the original) — what the pair view does
   per mouse move once the matrix exists;
-* SANE's choice (predictor + 8 candidates' deletions) vs its forwards.
+* SANE's choice (predictor + 8 candidates' deletions) vs its forwards;
+* with ``--app``: the window's hover path (a mouse move on the query -> the match heat on the
+  target painted), offscreen, per event.
 
-    .venv/bin/python bench/bench_correspondence.py [--pairs 10] [--grid 7]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_correspondence.py [--pairs 10] [--grid 7] [--app]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--grid", type=int, default=7)
+    ap.add_argument("--app", action="store_true", help="also time the window's hover path (offscreen Qt)")
     args = ap.parse_args()
 
     from lfs_gui.attributes.index_attributes import index_folder, load_session_predictor, predictor_path
@@ -83,6 +86,46 @@ def main() -> None:
           f"{occ_forwards} forwards")
     print(f"hover update (cell -> heat on original) {hov:8.3f} ms  ({img.size[0]}x{img.size[1]} original)")
     print(f"SANE choice (8 candidates)              {sane:8.1f} ms  = {sane / (floor * 9):.2f} x its 18 forwards")
+    if args.app:
+        print(f"window hover: mouse move -> match heat painted {app_hover_ms(s, q, t):8.3f} ms per event")
+
+
+def app_hover_ms(session, query: int, target: int, moves: int = 300) -> float:
+    """Median ms per mouse-move event in the real window, the matrix already computed."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from lfs_gui.app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    win = MainWindow()
+    win.resize(1400, 900)
+    win.show()
+    win.controller.curve_delay_ms = 10**7
+    win.set_session(session)
+    win.state.update_explain(method="sim-decomp")
+    win.select_query(query)
+    win.state.set_target(target)
+    ctl = win.pair.match
+    ctl.match.set_enabled(True)
+    deadline = time.perf_counter() + 300
+    while (ctl.match.correspondence is None or win.state.explanation is None) and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    tile = win.pair.queryHeat
+    r = tile.image_rect()
+    rng = np.random.default_rng(1)
+    times = []
+    for _ in range(moves):
+        pos = QPoint(int(r.x() + rng.uniform(0.1, 0.9) * r.width()), int(r.y() + rng.uniform(0.1, 0.9) * r.height()))
+        t0 = time.perf_counter()
+        QTest.mouseMove(tile, pos)
+        app.processEvents()  # the repaint of both tiles and the overlay
+        times.append(time.perf_counter() - t0)
+    win.shutdown()
+    win.close()
+    return 1000.0 * float(np.median(times))
 
 
 if __name__ == "__main__":

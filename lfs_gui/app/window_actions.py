@@ -105,7 +105,9 @@ class WindowActions:
         return self.build_channel.start(lambda: evaluate_job(session, out, pairs, **options))
 
     def _on_built(self, result: Any) -> None:
-        if isinstance(result, Path) and (result / "index.json").is_file():
+        if type(result).__name__ == "TrainedAttributes":  # lfs_gui.attributes (torch) stays unimported here
+            self._on_attributes_trained(result)
+        elif isinstance(result, Path) and (result / "index.json").is_file():
             self.open_index(result)
         elif isinstance(result, Path) and (result / "summary.md").is_file():
             self._status_message(f"evaluation written to {result}", result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,48 @@ def iter_train_session(session: Any, attrs: GalleryAttributes, out: str | Path,
     pred.meta["source"] = _portable(pred.meta.get("source", ""))
     pred.save(out)
     return pred
+
+
+@dataclass(frozen=True)
+class TrainedAttributes:
+    """What the app's training job returns: where the predictor was saved, and the predictor."""
+
+    path: Path
+    predictor: AttributePredictor
+
+
+def session_predictor_path(session: Any) -> Path | None:
+    """``attributes.pt`` in the session's index folder (None when the session has no folder)."""
+    folder = getattr(session, "folder", None)
+    return None if folder is None else predictor_path(folder)
+
+
+def train_attributes_job(session: Any, out: str | Path | None = None, **settings: Any) -> Generator[Progress, None, TrainedAttributes]:
+    """The app's background job: labels found next to the gallery, train, save next to the index."""
+    out = Path(out) if out is not None else session_predictor_path(session)
+    if out is None:
+        raise ValueError("this session has no index folder to save the attribute predictor in; choose a file")
+    attrs = session_attributes(session)
+    pred = yield from iter_train_session(session, attrs, out, **settings)
+    return TrainedAttributes(out, pred)
+
+
+def iter_pair_attributes(session: Any, query: Any, target: int, saliency1: Any, saliency2: Any,
+                         predictor: AttributePredictor | None = None,
+                         **settings: Any) -> Generator[Progress, None, tuple[AttributePredictor | None, Any, str]]:
+    """SANE's choice for a pair: ``(predictor, AttributeChoice, "")``, or ``(None, None, why)`` when the
+    index has no predictor. ``predictor`` (already loaded) skips the file."""
+    from lfs_gui.attributes.sane import SaneChooser
+
+    if predictor is None:
+        path = session_predictor_path(session)
+        if path is None or not path.is_file():
+            return None, None, "no attribute predictor for this index (File ▸ Train attribute predictor)"
+        yield Progress(0, 1, "attributes: loading the predictor")
+        predictor = load_session_predictor(session, path)
+    x1, x2 = session.input_tensor(query), session.input_tensor(target)
+    choice = yield from SaneChooser(predictor, session.model, **settings).iter_choose(x1, x2, saliency1, saliency2)
+    return predictor, choice, ""
 
 
 def _portable(path: str) -> str:

@@ -46,6 +46,7 @@ class Session:
         model_info: dict | None = None,
         decoder: Any = None,
         decoder_path: Path | None = None,
+        folder: Path | None = None,
     ) -> None:
         if len(gallery) != len(index):
             raise SessionError(f"gallery has {len(gallery)} images but the index {len(index)} vectors")
@@ -55,6 +56,7 @@ class Session:
         self.preprocessing = preprocessing
         self.model_info = dict(model_info or {})
         self.decoder_path = decoder_path
+        self.folder = folder  # the index folder, when opened from one
         self._model = LazyModel(model_loader, self.model_info.get("name", "?"))
         self.retrieval = Retrieval(gallery, index, self._model)
         self.explaining = Explaining(self.retrieval, self._model, decoder)
@@ -63,7 +65,7 @@ class Session:
     @classmethod
     def from_parts(cls, parts: SessionParts) -> Session:
         return cls(parts.name, parts.gallery, parts.index, parts.preprocessing, parts.model_loader,
-                   parts.model_info, parts.decoder, parts.decoder_path)
+                   parts.model_info, parts.decoder, parts.decoder_path, parts.folder)
 
     @classmethod
     def iter_open_demo(cls, decoder: str | Path | None | bool = None) -> Generator[Progress, None, Session]:

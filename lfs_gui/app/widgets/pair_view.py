@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 
 from lfs_gui.app.thumbnails import array_to_qimage, pil_to_qimage
 from lfs_gui.app.widgets.controls import ExplainControls
+from lfs_gui.app.widgets.match_view import attach_match
 from lfs_gui.data.images import load_rgb, upright_size
 from lfs_gui.viewer_state import ViewSettings, ViewerState
 
@@ -165,6 +166,7 @@ class PairView(QWidget):
         state.queryChanged.connect(self._on_pair)
         state.explanationChanged.connect(self._on_explanation)
         state.viewSettingsChanged.connect(self._on_view)
+        self.match = attach_match(self)  # match points, lines, SANE attributes (issue 12); after our own slots
 
     def _on_pair(self, *_: Any) -> None:
         st = self._state
