@@ -1,9 +1,18 @@
-"""Build an index folder from a gallery: embed, index, (train a decoder), save. Qt-free.
+"""Build an index folder from a gallery: embed (resumably), index, (train a decoder), save. Qt-free.
 
 One generator (:func:`iter_build_index`) serves ``lfs-gui index``, the app's "Index a gallery"
-job and the demo trainer. The result folder holds ``index.faiss``, ``embeddings.npy``,
-``index.json`` (sidecar) and, unless disabled, ``decoder.pt`` — ExplainLFS needs a decoder per
-embedding space, and the paper trains it on the gallery, as done here.
+job and the demo trainer. The result folder is an index folder (format: :mod:`lfs_gui.index.sidecar`)
+plus, unless disabled, ``decoder.pt``: ExplainLFS needs a decoder per embedding space.
+
+Embedding goes through the shard store (:mod:`lfs_gui.data.shards`): finished images are kept in the
+cache as the build runs, so an interrupted build (Ctrl-C, crash, ``kill -9``) resumes when the same
+command runs again, new images of a gallery are the only ones embedded, and another split reuses
+what is cached. ``embeddings.npy`` is assembled from the shards through a memory map and renamed into
+place by the save, so the gallery's embeddings are never held in memory twice.
+
+The decoder is trained on ``decoder_split`` of the same gallery: by default the ``train`` half for
+CUB and Cars, as in the paper (which explains the test half with a decoder trained on the training
+images), and the indexed split otherwise.
 """
 
 from __future__ import annotations
@@ -16,12 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.data.embed import iter_embed_paths
-from lfs_gui.data.galleries import Gallery
+import numpy as np
+
+from lfs_gui.data.embed import Embedder, open_store
+from lfs_gui.data.galleries import Gallery, open_gallery
+from lfs_gui.data.shards import DEFAULT_SHARD_ROWS, DEFAULT_SHARD_SECONDS, FileRecords
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.index.recall import retrieval_metrics
-from lfs_gui.index.sidecar import IndexMeta
-from lfs_gui.index.store import save_index
+from lfs_gui.index.sidecar import SIDECAR_FILE, IndexMeta
+from lfs_gui.index.store import save_index, staged_embeddings_path, sweep_temp_files
 from lfs_gui.jobs import Progress
 from lfs_gui.models.base import EmbeddingModel
 from lfs_gui.paths import user_cache_dir
@@ -29,6 +41,7 @@ from lfs_gui.paths import user_cache_dir
 log = logging.getLogger(__name__)
 
 DECODER_FILE = "decoder.pt"
+DATASET_KINDS = ("cub-official", "cub-dml", "cars-dml", "cars-stanford")
 
 
 @dataclass
@@ -41,6 +54,9 @@ class BuildReport:
     map_at_r: float | None = None
     decoder: dict[str, Any] | None = None
     index_kind: str = "flat"
+    embedded: int = 0
+    reused: int = 0
+    cache: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +68,9 @@ class BuildReport:
             "map_at_r": self.map_at_r,
             "decoder": self.decoder,
             "index_kind": self.index_kind,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "cache": self.cache,
         }
 
 
@@ -61,6 +80,18 @@ def decoder_ref(decoder_path: Path, folder: Path) -> str:
         return os.path.relpath(decoder_path.resolve(), folder.resolve())
     except ValueError:  # other drive on Windows
         return str(decoder_path.resolve())
+
+
+def default_decoder_split(gallery: Gallery) -> str:
+    """``train`` for CUB and Cars (the paper's decoder set), the gallery's own split otherwise."""
+    return "train" if gallery.kind in DATASET_KINDS else gallery.split
+
+
+def with_split(gallery: Gallery, split: str) -> Gallery:
+    """The same gallery (root and layout) with another split."""
+    if split == gallery.split:
+        return gallery
+    return open_gallery(gallery.root, split=split, kind=gallery.kind)
 
 
 def iter_build_index(
@@ -77,57 +108,93 @@ def iter_build_index(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     model_info: dict | None = None,
+    decoder_split: str | None = None,
+    amp: bool = False,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    shard_seconds: float = DEFAULT_SHARD_SECONDS,
 ) -> Generator[Progress, None, BuildReport]:
-    """Embed ``gallery`` with ``model``, build and save the index in ``out``; yields Progress.
+    """Embed ``gallery`` with ``model`` (on its device), build and save the index in ``out``; yields Progress.
 
-    Undecodable images are skipped and reported. ``decoder_file`` records an existing decoder
-    instead of training one. Embeddings are cached in ``cache_dir`` (default: the user cache) unless ``use_cache`` is False.
+    Undecodable images are skipped and reported. ``decoder_file`` records an existing decoder instead
+    of training one; ``decoder_split`` (default :func:`default_decoder_split`) is what a new one is
+    trained on. Embeddings are cached in ``cache_dir`` (default: the user cache) unless ``use_cache``
+    is False (then nothing survives an interruption).
     """
     t0 = time.perf_counter()
     folder = Path(out).expanduser().resolve()
-    if folder == Path(gallery.root).resolve() or Path(gallery.root).resolve() in folder.parents:
-        raise ValueError(f"{folder}: the index must not be written inside the gallery folder {gallery.root}; choose another --out")
-    cache = None
-    if use_cache:
-        cache = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "embeddings"
-    res = yield from iter_embed_paths(model, gallery.paths, batch_size=batch_size, num_workers=num_workers, cache_dir=cache)
-    kept = gallery.subset(res.ok)
-    if len(kept) == 0:
-        raise ValueError(f"{gallery.root}: none of the {len(gallery)} images could be decoded")
-    skipped = [(str(p), reason) for p, reason in res.failures]
+    root = Path(gallery.root).resolve()
+    if folder == root or root in folder.parents:
+        raise ValueError(f"{folder}: the index must not be written inside the gallery folder {gallery.root}; "
+                         "choose another --out")
+    cache = (Path(cache_dir) if cache_dir is not None else user_cache_dir() / "embeddings") if use_cache else None
+    dec_split, dec_gallery = None, gallery
+    if train_decoder and decoder_file is None:
+        dec_split = decoder_split or default_decoder_split(gallery)
+        dec_gallery = with_split(gallery, dec_split)  # a bad split fails before any work
+    with open_store(cache, model, amp) as store:
+        embedder = Embedder(model, store, batch_size=batch_size, num_workers=num_workers, amp=amp,
+                            shard_rows=shard_rows, shard_seconds=shard_seconds)
+        plan = yield from embedder.iter_plan(FileRecords.stat(gallery.paths, gallery.relpaths))
+        embedded, reused = plan.embedded, plan.reused
+        ok = plan.ok
+        kept = gallery.subset(ok)
+        if len(kept) == 0:
+            raise ValueError(f"{gallery.root}: none of the {len(gallery)} images could be decoded")
+        folder.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(folder)
+        staged = staged_embeddings_path(folder)
+        x = np.lib.format.open_memmap(staged, mode="w+", dtype=np.float32, shape=(len(kept), model.dim))
+        reasons = yield from embedder.iter_gather(plan, x)
+        x.flush()
+        skipped = [(str(gallery.paths[i]), reasons[i]) for i in sorted(reasons)]
+        dec_data = None
+        if dec_split is not None and dec_gallery is not gallery:
+            dplan = yield from embedder.iter_plan(FileRecords.stat(dec_gallery.paths, dec_gallery.relpaths))
+            embedded, reused = embedded + dplan.embedded, reused + dplan.reused
+            dec_x = np.zeros((int(dplan.ok.sum()), model.dim), np.float32)
+            yield from embedder.iter_gather(dplan, dec_x)
+            dec_data = (dec_gallery.subset(dplan.ok), dec_x)
+
     yield Progress(0, 1, "building the index")
-    info = {**model.describe(), **(model_info or {})}
-    index = EmbeddingIndex(res.embeddings, kind=kind)
-    report = BuildReport(folder=folder, count=len(kept), skipped=skipped, index_kind=index.kind)
+    info = {**model.describe(), **(model_info or {}), **({"precision": store.precision} if store.precision != "fp32" else {})}
+    index = EmbeddingIndex(x, kind=kind)
+    report = BuildReport(folder=folder, count=len(kept), skipped=skipped, index_kind=index.kind,
+                         embedded=embedded, reused=reused, cache=str(store.folder) if cache is not None else None)
 
     dec_ref: str | None = None
     if decoder_file is not None:
         dec_ref = decoder_ref(Path(decoder_file), folder)
     elif train_decoder:
-        from lfs_gui.data.decoder_targets import iter_decoder_targets
-        from lfs_gui.models.decoder import save_decoder
-        from lfs_gui.models.train_decoder import iter_train_decoder
-
-        size = 40 if decoder_kind == "dense" else 64
-        dt = yield from iter_decoder_targets(kept.paths, model.preprocessing, size, every=32)
-        result = yield from iter_train_decoder(
-            res.embeddings[dt.rows], dt.targets, kind=decoder_kind, epochs=decoder_epochs, val_fraction=0.1, keep_best=True
-        )
-        meta = {**result.meta(), "model_identity": model.identity(), "gallery": str(gallery.root)}
-        folder.mkdir(parents=True, exist_ok=True)
+        dec_gal, dec_emb = dec_data if dec_data is not None else (kept, x)
         # An index already in this folder stops being valid *before* its decoder is replaced, so an
         # interrupted rebuild never leaves an old sidecar pointing at a decoder of another model.
-        (folder / "index.json").unlink(missing_ok=True)
-        save_decoder(folder / DECODER_FILE, result.decoder, meta)
+        (folder / SIDECAR_FILE).unlink(missing_ok=True)
+        report.decoder = yield from _iter_decoder(dec_gal, dec_emb, model, folder, decoder_kind, decoder_epochs)
         dec_ref = DECODER_FILE
-        report.decoder = {"file": str(folder / DECODER_FILE), **meta}
 
-    meta = IndexMeta.from_gallery(kept, model.identity(), info, decoder_file=dec_ref)
-    save_index(index, folder, meta)
+    meta = IndexMeta.from_gallery(kept, model.identity(), info, decoder_file=dec_ref, decoder_split=dec_split)
+    save_index(index, folder, meta, staged_embeddings=staged)
     if kept.has_labels and len(kept) > 1:
-        m = retrieval_metrics(res.embeddings, kept.labels_array())
+        m = retrieval_metrics(x, kept.labels_array())
         report.recall, report.map_at_r = dict(m.recall), float(m.map_at_r)
     report.seconds = time.perf_counter() - t0
     yield Progress(1, 1, "saved")
-    log.info("index of %d images written to %s in %.1f s", report.count, folder, report.seconds)
+    log.info("index of %d images written to %s in %.1f s (%d embedded, %d reused)", report.count, folder,
+             report.seconds, report.embedded, report.reused)
     return report
+
+
+def _iter_decoder(gallery: Gallery, emb: np.ndarray, model: EmbeddingModel, folder: Path, kind: str,
+                  epochs: int) -> Generator[Progress, None, dict]:
+    """Train a decoder on (``emb[i]``, the model's view of ``gallery.items[i]``); save it in ``folder``."""
+    from lfs_gui.data.decoder_targets import iter_decoder_targets
+    from lfs_gui.models.decoder import save_decoder
+    from lfs_gui.models.train_decoder import iter_train_decoder
+
+    size = 40 if kind == "dense" else 64
+    dt = yield from iter_decoder_targets(gallery.paths, model.preprocessing, size, every=32)
+    result = yield from iter_train_decoder(emb[dt.rows], dt.targets, kind=kind, epochs=epochs, val_fraction=0.1,
+                                           keep_best=True)
+    meta = {**result.meta(), "model_identity": model.identity(), "gallery": str(gallery.root), "split": gallery.split}
+    save_decoder(folder / DECODER_FILE, result.decoder, meta)
+    return {"file": str(folder / DECODER_FILE), **meta}

@@ -69,6 +69,14 @@ def env(tmp_path_factory: pytest.TempPathFactory):
         os.environ["LFS_GUI_CACHE"] = old
 
 
+def index_rows(idx: Path) -> tuple[list[str], list]:
+    """(relpaths, labels) from an index folder's row table."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(idx / "rows.parquet")
+    return t.column("relpath").to_pylist(), t.column("label").to_pylist()
+
+
 def brute_force(emb: np.ndarray, q: np.ndarray, k: int, exclude: int | None) -> tuple[list[int], list[int]]:
     sims = emb.astype(np.float64) @ q.astype(np.float64)
     ids = [i for i in range(len(emb)) if i != exclude]
@@ -82,13 +90,13 @@ def test_index_counts_skips_and_recall(env) -> None:
     assert rep["count"] == 12
     skipped = {Path(s["path"]).name for s in rep["skipped"]}
     assert skipped == {"empty.png", "broken.jpg"}
-    side = json.loads((idx / "index.json").read_text())
-    assert len(side["relpaths"]) == 12 and not any(r.endswith(("empty.png", "broken.jpg")) for r in side["relpaths"])
+    relpaths, labels = index_rows(idx)
+    assert len(relpaths) == 12 and not any(r.endswith(("empty.png", "broken.jpg")) for r in relpaths)
     emb = np.load(idx / "embeddings.npy")
     assert emb.shape == (12, 16)
     assert (idx / "decoder.pt").is_file() and rep["decoder"]["epochs"] == 2
     # Recall@1 against brute force
-    labels = np.array(side["labels"])
+    labels = np.array(labels)
     sims = emb @ emb.T
     np.fill_diagonal(sims, -np.inf)
     r1 = float(np.mean(labels[np.argmax(sims, axis=1)] == labels))
@@ -118,8 +126,7 @@ def test_query_matches_brute_force(env) -> None:
 
 
 def test_query_external_image_uses_the_model(env) -> None:
-    side = json.loads((env["index"] / "index.json").read_text())
-    rel = side["relpaths"][4]
+    rel = index_rows(env["index"])[0][4]
     ext = env["base"] / "external.png"
     shutil.copy(env["gallery"] / rel, ext)
     rc, out, err = run_cli("query", env["index"], "--image", ext, "--k", 2, "--json")
@@ -194,10 +201,9 @@ def test_bad_input_exit_2_with_the_file_named(env) -> None:
     shutil.copytree(idx, broken)
     side = json.loads((broken / "index.json").read_text())
     side["count"] = 11
-    side["relpaths"], side["labels"] = side["relpaths"][:11], side["labels"][:11]
     (broken / "index.json").write_text(json.dumps(side))
     rc, _, err = run_cli("query", broken, "--id", 0)
-    assert rc == 2 and "index.faiss" in err and "rebuild" in err
+    assert rc == 2 and "rows.parquet" in err and "rebuild" in err
     np.save(broken / "embeddings.npy", np.zeros((3, 3), np.float32))
     rc, _, err = run_cli("explain", broken, "--query", 0, "--target", 1, "--out", base / "x.png")
     assert rc == 2 and str(broken) in err
@@ -314,7 +320,7 @@ def test_demo_check_on_the_shipped_demo() -> None:
     assert s["ok"] and s["gallery"]["images"] == metrics["n_images"] and s["model"]["dim"] == metrics["embed_dim"]
     assert s["recall_heldout"] == {k: pytest.approx(v) for k, v in metrics["recall_test_head"].items()}
     emb = np.load(root / "indexes" / "demo" / "embeddings.npy")
-    labels = np.array(json.loads((root / "indexes" / "demo" / "index.json").read_text())["labels"])
+    labels = np.array(index_rows(root / "indexes" / "demo")[1])
     sims = emb @ emb.T
     np.fill_diagonal(sims, -np.inf)
     assert s["recall_loo_all"]["1"] == pytest.approx(float(np.mean(labels[np.argmax(sims, axis=1)] == labels)))

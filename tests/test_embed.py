@@ -99,7 +99,9 @@ def test_embed_skips_bad_files(model, gallery):
     ref = model.embed_images([load_rgb(p) for p in res.ok_paths(paths)])
     np.testing.assert_allclose(res.embeddings, ref, atol=1e-5)
     assert all(isinstance(i, Progress) for i in items)
-    assert [i.done for i in items] == [0, 4, 8, 12, 13] and items[-1].total == len(paths)
+    embedding = [i for i in items if i.message.startswith("embedding")]
+    assert [i.done for i in embedding] == [0, 4, 8, 12, 13] and embedding[-1].total == len(paths)
+    assert res.embedded == len(paths) and res.reused == 0
 
 
 def test_embed_with_workers_matches(model, gallery):
@@ -130,45 +132,92 @@ def test_embed_empty_list(model):
     assert res.embeddings.shape == (0, 8) and res.ok.shape == (0,) and res.failures == []
 
 
-def test_cache_hit_miss_stale_corrupt(model, gallery, tmp_path, caplog):
-    paths, _ = gallery
+def _damage_embeddings(shard: Path) -> None:
+    """Rewrite ``shard`` with other embedding values but its original metadata (checksums), the way
+    bit rot inside the embedding column would look: its keys still check out, its content does not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(shard)
+    emb = t.column("embedding").combine_chunks()
+    vals = emb.values.to_numpy().copy()
+    vals[0] += 0.5
+    t = t.set_column(t.schema.get_field_index("embedding"), "embedding",
+                     pa.FixedSizeListArray.from_arrays(pa.array(vals), emb.type.list_size))
+    pq.write_table(t.replace_schema_metadata(pq.read_schema(shard).metadata), shard, compression="none")
+
+
+def test_cache_reuse_stale_corrupt(model, gallery, tmp_path, caplog):
+    paths, bad = gallery
     folder = paths[0].parent
     before = sorted(os.listdir(folder))
     cache = tmp_path / "cache"
+    n, missing = len(paths), 1  # a missing file has no size/mtime: never cached
     first = embed_paths(model, paths, cache_dir=cache)
-    assert not first.from_cache
-    files = list(cache.glob("embed-*.npz"))
-    assert len(files) == 1
+    assert (first.embedded, first.reused) == (n, 0)
+    shards = list(cache.glob("*/shard-*.parquet"))
+    assert len(shards) == 1 and (shards[0].parent / "space.json").is_file()
     second = embed_paths(model, paths, cache_dir=cache)
-    assert second.from_cache
+    assert (second.embedded, second.reused) == (missing, n - missing)
     np.testing.assert_array_equal(second.embeddings, first.embeddings)
     assert second.ok.tolist() == first.ok.tolist() and second.failures == first.failures
-    # a different file list is a different entry
-    assert not embed_paths(model, paths[:3], cache_dir=cache).from_cache
-    assert len(list(cache.glob("embed-*.npz"))) == 2
-    # stale: a file's content (and mtime) changed -> recompute, new value
+    # a subset (another split) and the same files under another order are all reused
+    sub = embed_paths(model, paths[5:1:-1], cache_dir=cache)
+    assert (sub.embedded, sub.reused) == (0, 4)
+    np.testing.assert_array_equal(sub.embeddings, embed_paths(model, paths[5:1:-1]).embeddings)
+    # stale: a file's content (and mtime) changed -> that one file is embedded again
     photo_like(9, (64, 48)).save(paths[0], quality=90)
     st = paths[0].stat()
     os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     third = embed_paths(model, paths, cache_dir=cache)
-    assert not third.from_cache
+    assert (third.embedded, third.reused) == (1 + missing, n - 1 - missing)
     assert not np.allclose(third.embeddings[0], first.embeddings[0])
-    assert embed_paths(model, paths, cache_dir=cache).from_cache
-    # corrupt cache -> warning + recompute, then valid again
-    files[0].write_bytes(b"PK\x03\x04 broken zip")
-    with caplog.at_level(logging.WARNING, logger="lfs_gui.data.embed"):
+    np.testing.assert_array_equal(third.embeddings[1:], first.embeddings[1:])
+    # a torn shard (no Parquet footer) is dropped with a warning and its images embedded again
+    shards = sorted(cache.glob("*/shard-*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    shards[0].write_bytes(shards[0].read_bytes()[:200])
+    with caplog.at_level(logging.WARNING, logger="lfs_gui.data.shards"):
         fourth = embed_paths(model, paths, cache_dir=cache)
-    assert not fourth.from_cache and "unreadable" in caplog.text
-    np.testing.assert_allclose(fourth.embeddings, third.embeddings, atol=1e-6)
-    assert embed_paths(model, paths, cache_dir=cache).from_cache
+    assert "dropping" in caplog.text and not shards[0].exists()
+    assert fourth.embedded == n - 1  # everything of the first shard but the changed file
+    np.testing.assert_array_equal(fourth.embeddings, third.embeddings)
+    # damaged embedding bytes (keys intact) are caught when the embeddings are read, then re-embedded
+    caplog.clear()
+    damaged = max(cache.glob("*/shard-*.parquet"), key=lambda p: p.stat().st_size)
+    _damage_embeddings(damaged)
+    with caplog.at_level(logging.WARNING, logger="lfs_gui.data.shards"):
+        fifth = embed_paths(model, paths, cache_dir=cache)
+    assert "checksum differs" in caplog.text and not damaged.exists()
+    np.testing.assert_array_equal(fifth.embeddings, third.embeddings)
+    again = embed_paths(model, paths, cache_dir=cache)
+    assert (again.embedded, again.reused) == (missing, n - missing)
     # a different model never reuses the entry
     torch.manual_seed(1)
     other = build_torchvision_embedder("resnet18", 8, Preprocessing(input_size=32, resize=36))
-    assert not embed_paths(other, paths, cache_dir=cache).from_cache
+    assert embed_paths(other, paths, cache_dir=cache).reused == 0
     # nothing was written into the gallery folder
     assert sorted(os.listdir(folder)) == before
     with pytest.raises(ValueError, match="image folder"):
         embed_paths(model, paths, cache_dir=folder)
+
+
+def test_cache_follows_a_moved_gallery(model, gallery, tmp_path):
+    """Keys use paths relative to the gallery root: the same files elsewhere are reused."""
+    from lfs_gui.data.embed import iter_embed_paths
+    from lfs_gui.jobs import run_generator
+
+    paths, bad = gallery
+    good = [p for i, p in enumerate(paths) if i not in bad]
+    cache = tmp_path / "cache"
+    rels = [p.name for p in good]
+    a = run_generator(iter_embed_paths(model, good, cache_dir=cache, relpaths=rels))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for p in good:
+        os.link(p, moved / p.name)  # same size and mtime, another folder
+    b = run_generator(iter_embed_paths(model, [moved / r for r in rels], cache_dir=cache, relpaths=rels))
+    assert (a.embedded, b.embedded, b.reused) == (len(good), 0, len(good))
+    np.testing.assert_array_equal(a.embeddings, b.embeddings)
 
 
 def _png_claiming(width: int, height: int) -> bytes:

@@ -1,21 +1,16 @@
-"""EmbeddingIndex search vs brute-force numpy, persistence and its failure modes, recall metrics."""
+"""EmbeddingIndex search vs brute-force numpy and recall metrics (persistence: test_index_store.py)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from lfs_gui.data.galleries import open_gallery
 from lfs_gui.index import (
     AUTO_FLAT_MAX,
     EmbeddingIndex,
-    IndexLoadError,
     IndexMeta,
     choose_kind,
     load_index,
@@ -25,13 +20,6 @@ from lfs_gui.index import (
     retrieval_metrics,
     save_index,
 )
-from lfs_gui.index.sidecar import embeddings_sha256
-
-
-def write_image(path: Path, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = np.random.default_rng(seed).integers(0, 255, (6, 8, 3), dtype=np.uint8)
-    Image.fromarray(arr).save(path)
 
 
 def unit(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -118,124 +106,6 @@ def test_hnsw_recall_against_flat() -> None:
     assert not (hti == np.arange(200)[:, None]).any()  # self excluded
     ok = hti >= 0  # returned distances are the true cosines
     np.testing.assert_allclose(htd[ok], np.einsum("ij,ikj->ik", q, x[np.where(ok, hti, 0)])[ok], atol=1e-5)
-
-
-# -- persistence ---------------------------------------------------------------------------------------
-@pytest.fixture()
-def saved(tmp_path: Path) -> tuple[Path, EmbeddingIndex]:
-    for c in ("a", "b"):
-        for j in range(3):
-            write_image(tmp_path / "gal" / c / f"{j}.png", j)
-    gal = open_gallery(tmp_path / "gal")
-    x = unit(len(gal), 24, seed=4)
-    meta = IndexMeta.from_gallery(gal, "toy:0123", {"name": "toy", "dim": 24}, decoder_file="decoder.pt")
-    ix = EmbeddingIndex(x, "flat", meta)
-    out = save_index(ix, tmp_path / "idx")
-    return out, ix
-
-
-def test_round_trip(saved: tuple[Path, EmbeddingIndex]) -> None:
-    out, ix = saved
-    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "index.faiss", "index.json"]
-    side = json.loads((out / "index.json").read_text())
-    assert side["format"] == "lfs-gui-index" and side["dim"] == 24 and side["count"] == 6
-    assert side["metric"] == "cosine" and side["index_kind"] == "flat" and side["labels"] == [0, 0, 0, 1, 1, 1]
-    assert side["embeddings_sha256"] == embeddings_sha256(ix.embeddings) and side["created"]
-    assert Path(side["gallery_root"]).is_absolute() and side["relpaths"][0] == "a/0.png"
-    back = load_index(out, expected_identity="toy:0123")
-    np.testing.assert_array_equal(back.embeddings, ix.embeddings)
-    assert back.meta.decoder_file == "decoder.pt" and back.meta.classes == ["a", "b"]
-    g = back.meta.to_gallery()
-    assert g.relpaths == side["relpaths"] and g.items[4].class_name == "b" and g.items[0].path.is_file()
-    for a, b in zip(back.most_similar(ix.embeddings[2], 4, 2), ix.most_similar(ix.embeddings[2], 4, 2)):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_round_trip_hnsw(tmp_path: Path) -> None:
-    x = unit(400, 16, seed=5)
-    ix = EmbeddingIndex(x, "hnsw")
-    load_index(save_index(ix, tmp_path / "h" / "index.faiss"))  # a file name means its folder
-    back = load_index(tmp_path / "h")
-    assert back.kind == "hnsw" and back.meta.labels == [None] * 400
-    np.testing.assert_array_equal(back.most_similar(x[5], 8, 5)[1], ix.most_similar(x[5], 8, 5)[1])
-
-
-def _edit_sidecar(out: Path, **changes) -> None:
-    side = json.loads((out / "index.json").read_text())
-    side.update(changes)
-    (out / "index.json").write_text(json.dumps(side))
-
-
-CORRUPTIONS = {
-    "no_sidecar": (lambda o: (o / "index.json").unlink(), "index.json"),
-    "no_faiss": (lambda o: (o / "index.faiss").unlink(), "index.faiss"),
-    "no_embeddings": (lambda o: (o / "embeddings.npy").unlink(), "embeddings.npy"),
-    "truncated_faiss": (lambda o: (o / "index.faiss").write_bytes((o / "index.faiss").read_bytes()[:50]), "index.faiss"),
-    "empty_faiss": (lambda o: (o / "index.faiss").write_bytes(b""), "index.faiss"),
-    "bad_json": (lambda o: (o / "index.json").write_text('{"format": "lfs-gui-index", '), "index.json"),
-    "not_ours": (lambda o: (o / "index.json").write_text('{"format": "other"}'), "index.json"),
-    "dim": (lambda o: _edit_sidecar(o, dim=25), "index.faiss"),
-    "count": (lambda o: _edit_sidecar(o, count=5), "index.json"),
-    "checksum": (lambda o: np.save(o / "embeddings.npy", np.load(o / "embeddings.npy")[::-1].copy()), "embeddings.npy"),
-    "emb_rows": (lambda o: np.save(o / "embeddings.npy", np.load(o / "embeddings.npy")[:5]), "embeddings.npy"),
-    "emb_dim": (lambda o: np.save(o / "embeddings.npy", unit(6, 12)), "embeddings.npy"),
-    "emb_truncated": (lambda o: (o / "embeddings.npy").write_bytes((o / "embeddings.npy").read_bytes()[:100]), "embeddings.npy"),
-    "emb_dtype": (lambda o: np.save(o / "embeddings.npy", np.load(o / "embeddings.npy").astype(np.float64)), "embeddings.npy"),
-    "label_type": (lambda o: _edit_sidecar(o, labels=["a", 0, 0, 1, 1, 1]), "index.json"),
-    "label_range": (lambda o: _edit_sidecar(o, labels=[-1, 0, 0, 1, 1, 1]), "index.json"),
-    "relpath_type": (lambda o: _edit_sidecar(o, relpaths=[3, "a/1.png", "a/2.png", "b/0.png", "b/1.png", "b/2.png"]), "index.json"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
-def test_corruption_gives_index_load_error(saved: tuple[Path, EmbeddingIndex], case: str) -> None:
-    out, _ = saved
-    damage, filename = CORRUPTIONS[case]
-    damage(out)
-    with pytest.raises(IndexLoadError, match=filename) as err:
-        load_index(out)
-    assert "lfs-gui index GALLERY --out" in str(err.value)
-
-
-def test_faiss_errors_are_caught_not_crashing(saved: tuple[Path, EmbeddingIndex]) -> None:
-    """Bytes with a valid header and matching checksum that FAISS still rejects -> IndexLoadError."""
-    import hashlib
-
-    out, _ = saved
-    data = (out / "index.faiss").read_bytes()[:40]
-    (out / "index.faiss").write_bytes(data)
-    _edit_sidecar(out, index_sha256=hashlib.sha256(data).hexdigest())
-    with pytest.raises(IndexLoadError, match="index.faiss.*FAISS cannot read"):
-        load_index(out)
-    (out / "index.faiss").write_bytes(b"junkjunkjunk")
-    _edit_sidecar(out, index_sha256=hashlib.sha256(b"junkjunkjunk").hexdigest())
-    with pytest.raises(IndexLoadError, match="index.faiss.*header"):
-        load_index(out)
-
-
-def test_identity_mismatch_and_missing_folder(saved: tuple[Path, EmbeddingIndex], tmp_path: Path) -> None:
-    out, _ = saved
-    with pytest.raises(IndexLoadError, match="index.json.*toy:0123.*other:1"):
-        load_index(out, expected_identity="other:1")
-    with pytest.raises(IndexLoadError, match="nowhere"):
-        load_index(tmp_path / "nowhere")
-
-
-def test_interrupted_save_leaves_no_valid_index(saved: tuple[Path, EmbeddingIndex], monkeypatch) -> None:
-    out, ix = saved
-
-    def boom(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(np, "save", boom)
-    with pytest.raises(KeyboardInterrupt):
-        save_index(ix, out)
-    monkeypatch.undo()
-    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "index.faiss"]  # no temp files left
-    with pytest.raises(IndexLoadError, match="index.json.*interrupted"):
-        load_index(out)
-    save_index(ix, out)
-    assert len(load_index(out)) == len(ix)
 
 
 # -- recall --------------------------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+"""Named points where a test can kill the process with SIGKILL (``kill -9``), to prove crash safety.
+
+The embedding cache and the index writer promise that a process killed at *any* moment leaves nothing
+corrupt behind and that rerunning the same command resumes. Killing a subprocess at a random moment
+tests only the moments the scheduler happens to pick, so the writers call :func:`kill_point` at the
+moments that matter (before the first shard, after the N-th shard, between the files of the final
+save). When the environment variable ``LFS_GUI_TEST_KILL_AT`` names that point, the process sends
+itself ``SIGKILL``: no ``finally`` block, no ``atexit``, no flush runs, exactly as with ``kill -9``.
+
+Unset (always, outside the tests), a kill point is one dictionary lookup. Point names:
+
+* ``embed:first-batch`` - the first batch is embedded, no shard written yet;
+* ``shard:N`` - the N-th shard of this run is renamed into place (1-based);
+* ``save:embeddings`` - the index's ``embeddings.npy`` is written, nothing else of the final save;
+* ``save:before-sidecar`` - every file but ``index.json`` is written.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "LFS_GUI_TEST_KILL_AT"
+
+
+def kill_point(name: str) -> None:
+    """``kill -9`` this process if ``$LFS_GUI_TEST_KILL_AT`` equals ``name`` (see module docstring)."""
+    if os.environ.get(ENV) == name:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
