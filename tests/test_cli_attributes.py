@@ -61,8 +61,10 @@ def test_train_attributes_writes_the_predictor_next_to_the_index(env) -> None:
 
 
 def test_explain_point_lines_and_attributes(env) -> None:
-    side = json.loads((env["index"] / "index.json").read_text())
-    ids = {rel: i for i, rel in enumerate(side["relpaths"])}
+    from lfs_gui.session import Session
+
+    relpaths = Session.open_index(env["index"]).gallery.relpaths
+    ids = {rel: i for i, rel in enumerate(relpaths)}
     q, t = ids["red_green/00.png"], ids["red_only/01.png"]
     img = np.asarray(Image.open(env["images"] / "red_green" / "00.png"))
     red = np.argwhere((img[..., 0] > 200) & (img[..., 1] < 60))
