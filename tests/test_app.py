@@ -485,10 +485,11 @@ def test_sheet_export_job_cancels_between_retrievals(demo_session, tmp_path):
     out = tmp_path / "sheet.png"
     gen = export_job("sheet", out, state, {})()
     first, second = next(gen), next(gen)
-    assert isinstance(first, Progress) and first.total == 7  # 6 retrievals + drawing
-    gen.close()  # cancelled after one explanation: nothing written
+    assert isinstance(first, Progress) and first.total == 7  # the query + 6 retrievals
+    gen.close()  # cancelled before the end: nothing written
     assert not out.exists() and not list(tmp_path.iterdir())
     items = []
     assert run_generator(export_job("sheet", out, state, {})(), items.append) == str(out)
     progress = [i for i in items if isinstance(i, Progress)]
-    assert [p.done for p in progress] == list(range(7)) and out.stat().st_size > 0
+    done = [p.done for p in progress]  # a slow method's own progress repeats its panel's count
+    assert done == sorted(done) and sorted(set(done)) == list(range(8)) and out.stat().st_size > 0

@@ -170,11 +170,13 @@ def test_explain_curve_and_curve_data(env) -> None:
     assert rc == 0, err
     s = json.loads(out)
     rec = json.loads(data.read_text())
-    ratios = np.array(rec["ratios"])
+    assert set(rec["curves"]) == {"method", "random"}  # every curve on the plot
+    ratios = np.array(rec["curves"]["method"]["ratios"])
     assert len(ratios) == 7 and ratios[0] == pytest.approx(1.0)
     auc = float(np.sum((ratios[1:] + ratios[:-1]) / 2) / 6)
-    assert s["auc"] == pytest.approx(auc) and rec["auc"] == pytest.approx(auc) and "random_auc" in s
-    st = rec["settings"]
+    assert s["auc"] == pytest.approx(auc) and rec["curves"]["method"]["auc"] == pytest.approx(auc)
+    assert rec["curves"]["random"]["auc"] == pytest.approx(s["random_auc"])
+    st = {**rec["explanation"], **rec["curves"]["method"]["settings"]}
     assert st["method"] == "explainlfs" and st["perturbation"] == "noise" and st["seed"] == 3 and st["steps"] == 6
     assert st["target"] == 9 and str(st["query"]) == "2" and st["p"] == 0.3
 

@@ -3,7 +3,7 @@
 The figures are written by :mod:`lfs_gui.figures` (matplotlib, no Qt) in a worker thread, from a
 snapshot of the state taken when the user asked, so a click during the export changes nothing in it.
 Each job yields Progress at its cancel points: before drawing, and for the retrieval sheet after each
-retrieval's explanation (computed here, one by one, through ``Session.iter_explain``).
+retrieval's explanation (:func:`lfs_gui.figures.iter_retrieval_sheet` explains them one by one).
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ DATA_SUFFIXES = {".csv", ".json"}
 ExportJob = Callable[[], Generator[Progress, None, str]]
 
 
+def view_spec(state: ViewerState, **options: Any) -> Any:
+    """The figure's :class:`~lfs_gui.figures.ViewSpec` from what the window shows (colormap, opacity,
+    mask view) plus the export dialog's ``options`` (size, dpi)."""
+    from lfs_gui.figures import ViewSpec
+
+    v = state.view
+    return ViewSpec(cmap=v.cmap, opacity=v.opacity, mask_view=v.mask_only, **options)
+
+
 def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]) -> ExportJob:
     """A factory for the export job; raises ``ValueError`` (shown to the user) when nothing fits."""
     session, query, target, expl = state.session, state.query, state.target, state.explanation
@@ -32,13 +41,13 @@ def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]
             raise ValueError("Click a retrieval to open a pair first.")
         if suffix not in FIGURE_SUFFIXES:
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
-        curve = curves.get("method") if curves else None
+        spec = view_spec(state)
 
         def run() -> Generator[Progress, None, str]:
             yield Progress(0, 1, f"drawing {path.name}")
             from lfs_gui import figures
 
-            figures.save_pair_figure(path, session, query.key, target, expl, curve=curve)
+            figures.save_pair_figure(path, figures.PairData.from_session(session, query.key, target, expl, curves), spec)
             return str(path)
 
         return run
@@ -48,19 +57,12 @@ def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]
         if suffix not in FIGURE_SUFFIXES:
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
         retrievals, method, settings = state.retrievals, state.explain.method, state.explain.kwargs()
+        spec = view_spec(state)
 
         def run() -> Generator[Progress, None, str]:
-            hits = [int(h.id) for h in (*retrievals.similar, *retrievals.dissimilar)]
-            explanations: dict[int, Any] = {}
-            for i, hit in enumerate(hits):
-                yield Progress(i, len(hits) + 1, f"explaining retrieval {i + 1}/{len(hits)}")
-                explanations[hit] = yield from _quiet(session.iter_explain(query.key, hit, method, **settings))
-            yield Progress(len(hits), len(hits) + 1, f"drawing {path.name}")
             from lfs_gui import figures
 
-            figures.save_retrieval_sheet(path, session, query.key, retrievals, method, settings,
-                                         explanations=explanations)
-            return str(path)
+            return str((yield from figures.iter_retrieval_sheet(path, session, query.key, retrievals, method, settings, spec)))
 
         return run
     if what == "curve":
@@ -69,28 +71,16 @@ def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]
             raise ValueError("Wait for the pixel-flipping curve to finish first.")
         if suffix not in DATA_SUFFIXES:
             raise ValueError(f"{path.name}: use .csv or .json")
-        settings = dict(getattr(curve, "settings", {}) or {})
-        settings.update({"method": state.explain.method, **state.explain.kwargs()})
+        spec = view_spec(state)
 
         def run() -> Generator[Progress, None, str]:
             yield Progress(0, 1, f"writing {path.name}")
             from lfs_gui import figures
 
-            figures.save_curve_data(path, curve, settings)
+            data = figures.PairData.from_session(session, query.key, target, expl, curves)
+            figures.save_curve_data(path, data.curves, data.context(spec), labels={"method": state.explain.method})
             return str(path)
 
         return run
     raise ValueError(f"unknown export {what!r}")
 
-
-def _quiet(gen: Generator[Any, None, Any]) -> Generator[None, None, Any]:
-    """``gen``'s cancel points without its progress messages (the sheet job reports its own)."""
-    try:
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
-            yield None
-    finally:
-        gen.close()

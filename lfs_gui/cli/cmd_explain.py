@@ -1,8 +1,12 @@
-"""``lfs-gui explain INDEX --query ID|PATH --target ID --out FIG``: explain one pair, write its figure.
+"""``lfs-gui explain [INDEX] --query ID|PATH --target ID|PATH --out FIG``: explain one pair, write its figure.
 
-The figure (PNG/SVG/PDF by suffix) is :func:`lfs_gui.figures.save_pair_figure`, the same one the
-app exports. ``--curve`` adds the pixel-flipping curve (and the ``random`` floor's, with
-``--random-curve``); ``--curve-data FILE.csv|json`` also saves the curve's points and settings.
+The figure (PNG/SVG/PDF by suffix) is :func:`lfs_gui.figures.save_pair_figure` drawn from a
+:class:`~lfs_gui.figures.ViewSpec` built from the figure flags (``--size``, ``--dpi``, ``--cmap``,
+``--opacity``, ``--mask-view``), the same figure the app exports. ``--curve`` adds the pixel-flipping
+curve (and the ``random`` floor's, with ``--random-curve``); ``--curve-data FILE.csv|json`` saves every
+curve's points with everything needed to recompute them.
+Without INDEX it verifies two image files (:mod:`lfs_gui.verify`: ``--model`` or the demo model;
+ξ1 from ``--xi1``, else the model card's, else the paper's 0.3).
 ``--point X,Y`` / ``--match-lines K`` (correspondence) and ``--attributes`` (SANE) are
 :mod:`lfs_gui.cli.pair_extras`.
 """
@@ -19,6 +23,7 @@ from lfs_gui.cli import pair_extras
 from lfs_gui.cli._common import (
     EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
 )
+from lfs_gui.cli._view_flags import add_view_arguments, view_spec
 from lfs_gui.cli.cmd_query import open_session, parse_query
 
 NAME = "explain"
@@ -26,9 +31,12 @@ HELP = "explain a (query, target) pair with ExplainLFS or a baseline and write t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("index", metavar="INDEX", help="index folder (from `lfs-gui index`), or 'demo'")
+    parser.add_argument("index", metavar="INDEX", nargs="?", default=None,
+                        help="index folder (from `lfs-gui index`), or 'demo'; omit it to compare two image files")
     parser.add_argument("--query", required=True, metavar="ID|PATH", help="gallery id or an external image path")
-    parser.add_argument("--target", required=True, type=int, metavar="ID", help="gallery id of the target image")
+    parser.add_argument("--target", required=True, metavar="ID|PATH", help="gallery id or an external image path")
+    parser.add_argument("--model", default=None, metavar="M",
+                        help="without INDEX: the model file (default: the demo model, with the demo's decoder)")
     parser.add_argument("--method", default="explainlfs", help="explanation method (default explainlfs)")
     parser.add_argument("--decoder", default=None, metavar="D", help="decoder file (default: the index's own)")
     parser.add_argument("--p", type=float, default=0.3, help="ExplainLFS perturbation size p (default 0.3)")
@@ -42,11 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perturbation", default="noise", help="curve perturbation (default noise)")
     parser.add_argument("--curve-data", metavar="FILE", default=None, help="with --curve: save its data (.csv/.json)")
     parser.add_argument("--out", required=True, metavar="FIG", help="figure file: .png, .svg or .pdf")
-    parser.add_argument("--dpi", type=int, default=200, help="PNG resolution (default 200)")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
     add_device_arguments(parser)
+    add_view_arguments(parser)
     pair_extras.add_arguments(parser)  # --point, --match-lines, --attributes (issue 12)
 
 
@@ -80,8 +88,8 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
             raise ValueError(f"{data}: unsupported curve data format; use one of {', '.join(DATA_SUFFIXES)}")
     if args.random_curve and not args.curve:
         raise ValueError("--random-curve needs --curve")
-    if args.steps < 1 or args.dpi < 10:
-        raise ValueError("--steps must be at least 1 and --dpi at least 10")
+    if args.steps < 1:
+        raise ValueError("--steps must be at least 1")
     if not 0.0 <= args.xi2 <= 1.0:
         raise ValueError(f"--xi2 must be in [0, 1] (heat maps are normalised), got {args.xi2}")
     pair_extras.check_arguments(args)
@@ -92,48 +100,65 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import numpy as np
 
-    from lfs_gui.figures import save_curve_data, save_pair_figure
+    from lfs_gui.figures import PairData, save_curve_data, save_pair_figure
+    from lfs_gui.session import query_name
 
     out, data_path = _check_args(args)
+    spec = view_spec(args)
     device, batch = device_from_args(args)
-    query = parse_query(args.query)
-    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
+    query, target = parse_query(args.query), parse_query(args.target)
+    xi1, xi1_source = args.xi1, "user" if args.xi1 is not None else "gallery"
+    if args.index is None:  # two image files, no gallery (lfs_gui.verify)
+        from lfs_gui.verify import decision_xi1, open_pair
+
+        if isinstance(query, int) or isinstance(target, int):
+            raise ValueError("--query/--target: gallery ids need an INDEX; without one give two image paths")
+        session = open_pair(args.model, args.decoder, args.trust_checkpoint, device)
+        xi1, xi1_source = decision_xi1(args.xi1, session.model)
+    elif args.model is not None:
+        raise ValueError("--model is for two image files without an INDEX (an index brings its own model)")
+    else:
+        session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
     settings: dict[str, Any] = {"p": args.p, "seed": args.seed}
     t0 = time.perf_counter()
-    ex = session.explain(query, args.target, args.method, xi1=args.xi1, xi2=args.xi2, **settings)
+    ex = session.explain(query, target, args.method, xi1=xi1, xi2=args.xi2, **settings)
     t_explain = time.perf_counter() - t0
     curve = rnd = None
     interrupted = False
     if args.curve:
         try:
-            curve = progress_bar(session.iter_curve(query, args.target, ex, steps=args.steps,
+            curve = progress_bar(session.iter_curve(query, target, ex, steps=args.steps,
                                                     perturbation=args.perturbation, seed=args.seed), desc="curve")
             if args.random_curve:
-                rnd = progress_bar(session.iter_random_curve(query, args.target, steps=args.steps,
+                rnd = progress_bar(session.iter_random_curve(query, target, steps=args.steps,
                                                              perturbation=args.perturbation, seed=args.seed,
                                                              xi1=ex.settings.get("xi1")), desc="random curve")
         except KeyboardInterrupt:
             interrupted = True  # keep what is done: the figure without the unfinished curve(s)
             print("lfs-gui explain: interrupted during the curve; writing the figure without it", file=sys.stderr)
-    extras = pair_extras.compute_extras(args, session, query, args.target, ex)
-    save_pair_figure(out, session, query, args.target, ex, curve=curve, random_curve=rnd, dpi=args.dpi,
-                     extra_rows=extras.extra_rows, decorate=extras.decorate)
+    extras = pair_extras.compute_extras(args, session, query, target, ex, spec)
+    data = PairData.from_session(session, query, target, extras.explanation, {"method": curve, "random": rnd})
+    save_pair_figure(out, replace(data, extra_rows=extras.extra_rows), extras.spec)
     if curve is not None and data_path is not None:
-        save_curve_data(data_path, curve, {"method": ex.method, **ex.settings, "query": str(query), "target": args.target})
+        save_curve_data(data_path, data.curves, data.context(spec), labels={"method": ex.method})
     summary = {
-        "query": query if isinstance(query, int) else str(query),
-        "target": args.target,
+        "query": query_name(query),
+        "target": query_name(target),
         "method": ex.method,
         "similarity": ex.similarity,
         "similar": ex.similar,
         "decision": "similar" if ex.similar else "dissimilar",
         "settings": ex.settings,
+        "xi1_source": xi1_source,
         "heat1": heat_stats(ex.heat1),
         "heat2": heat_stats(ex.heat2),
         "mask_fraction": [None if m is None else float(np.mean(m)) for m in (ex.mask1, ex.mask2)],
         "output": str(out),
+        "view": extras.spec.describe(),
         "seconds": round(t_explain, 3),
         **extras.json,
     }
@@ -148,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
     else:
-        print(f"similarity {ex.similarity:.4f} → {summary['decision']} (ξ1 = {ex.settings.get('xi1')}); "
+        print(f"similarity {ex.similarity:.4f} → {summary['decision']} (ξ1 = {ex.settings.get('xi1')}, {xi1_source}); "
               f"method {ex.method}; mask fractions "
               + ", ".join("-" if m is None else f"{100 * m:.1f}%" for m in summary["mask_fraction"]))
         if curve is not None:

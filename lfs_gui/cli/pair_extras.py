@@ -37,12 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class PairExtras:
-    """What the options add: figure rows, a figure decoration, JSON keys."""
+    """What the options add to the figure and the summary: the explanation and view to draw (the
+    target's map replaced by the point's match, the matches on the spec), rows of attribute maps,
+    JSON keys and report lines."""
 
-    extra_rows: list = field(default_factory=list)
-    decorate: Callable[[Any, dict], None] | None = None
+    explanation: Any
+    spec: Any
+    extra_rows: tuple = ()
     json: dict[str, Any] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)  # human-readable report lines
+    lines: list[str] = field(default_factory=list)
 
 
 def parse_point(value: str) -> tuple[float, float]:
@@ -72,30 +75,30 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--match-lines must be >= 0, --grid and --sane-candidates >= 1")
 
 
-def compute_extras(args: argparse.Namespace, session: Any, query: Any, target: int, ex: Any) -> PairExtras:
-    """Correspondence and/or SANE for the pair, as asked by the options."""
-    extras = PairExtras()
+def compute_extras(args: argparse.Namespace, session: Any, query: Any, target: Any, ex: Any, spec: Any) -> PairExtras:
+    """Correspondence and/or SANE for the pair, as asked by the options (``ex``/``spec`` unchanged otherwise)."""
+    extras = PairExtras(ex, spec)
     if args.point is None and args.match_lines == 0 and not args.attributes:
         return extras
-    from lfs_gui.figures.pair import load_original
+    from lfs_gui.data.images import open_image
 
-    images = (load_original(session, query), load_original(session, target))
+    images = (open_image(session.image_path(query)), open_image(session.image_path(target)))
     x1, x2 = session.input_tensor(query), session.input_tensor(target)
     if args.point is not None or args.match_lines > 0:
         _correspondence(args, session, images, x1, x2, extras)
     if args.attributes:
-        _attributes(args, session, images, x1, x2, ex, extras)
+        _attributes(args, session, x1, x2, ex, extras)
     return extras
 
 
 def _correspondence(args: argparse.Namespace, session: Any, images: tuple, x1: Any, x2: Any, extras: PairExtras) -> None:
     from lfs_gui.explain.correspondence import correspondence, original_to_cell
-    from lfs_gui.figures.correspondence import correspondence_decoration, match_lines
+    from lfs_gui.figures.correspondence import figure_matches, match_lines, point_explanation
 
     pre = session.model.preprocessing
     corr = correspondence(session.model, x1, x2, method=args.correspondence, grid=args.grid)
     info: dict[str, Any] = corr.describe()
-    point = cell = None
+    point = cell = uv = None
     if args.point is not None:
         point = parse_point(args.point)
         w, h = images[0].size
@@ -106,27 +109,36 @@ def _correspondence(args: argparse.Namespace, session: Any, images: tuple, x1: A
         if cell is None:
             raise ValueError(f"--point {args.point}: outside what the model sees of the query (its crop box is "
                              f"x {x0:.0f}..{x1b:.0f}, y {y0:.0f}..{y1b:.0f}); choose a point inside it")
+        uv = pre.to_input_coords(point[0], point[1], w, h)
         gw = corr.grid1[1]
         signed = corr.match_map(1, cell)
         info.update(point=list(point), cell=[cell // gw, cell % gw], map=signed.tolist(),
                     heat=corr.match_heat(1, cell).tolist(), row_sum=float(signed.sum()),
                     bias_term=float(corr.bias1[cell]) if corr.bias1 is not None else 0.0)
         best = divmod(int(signed.argmax()), corr.grid2[1])
+        extras.explanation = point_explanation(extras.explanation, corr, cell, point)
         extras.lines.append(f"correspondence ({corr.note}): point {point[0]:g},{point[1]:g} -> cell {cell // gw},{cell % gw}; "
                             f"best match at target cell {best[0]},{best[1]}; {1000 * corr.seconds:.1f} ms")
     if args.match_lines > 0:
         lines = match_lines(corr, args.match_lines, pre, images[0].size, images[1].size)
         info["matches"] = [{"query_xy": list(p1), "target_xy": list(p2), "value": v} for p1, p2, v in lines]
-    extras.decorate = correspondence_decoration(corr, pre, images, point=point, cell=cell, lines=args.match_lines)
+    matches = figure_matches(corr, uv, cell, args.match_lines)
+    if matches is not None:
+        extras.spec = extras.spec.replace(correspondence=matches)
     extras.json["correspondence"] = info
 
 
-def _attributes(args: argparse.Namespace, session: Any, images: tuple, x1: Any, x2: Any, ex: Any, extras: PairExtras) -> None:
+def _attributes(args: argparse.Namespace, session: Any, x1: Any, x2: Any, ex: Any, extras: PairExtras) -> None:
     from lfs_gui.attributes.index_attributes import index_folder, load_session_predictor, predictor_path
     from lfs_gui.attributes.sane import SaneChooser
     from lfs_gui.figures.correspondence import attribute_rows
 
-    path = Path(args.predictor).expanduser() if args.predictor else predictor_path(index_folder(args.index))
+    if args.predictor:
+        path = Path(args.predictor).expanduser()
+    elif args.index is not None:
+        path = predictor_path(index_folder(args.index))
+    else:
+        raise ValueError("--attributes without INDEX needs --predictor FILE (an attribute predictor for the model)")
     pred = load_session_predictor(session, path)
     wc, wg, wd = parse_weights(args.sane_weights)
     chooser = SaneChooser(pred, session.model, w_confidence=wc, w_agreement=wg, w_deletion=wd,
@@ -137,6 +149,6 @@ def _attributes(args: argparse.Namespace, session: Any, images: tuple, x1: Any, 
     info.update(predictor=str(path), map_heldout=pred.heldout_map, saliency=ex.method,
                 seconds=round(time.perf_counter() - t0, 3))
     extras.json["attributes"] = info
-    extras.extra_rows.extend(attribute_rows(choice, images, session.model.preprocessing, k=1))
+    extras.extra_rows = extras.extra_rows + attribute_rows(choice, k=1)
     extras.lines.append(f"{choice.label(3)} (saliency: {ex.method}; predictor mAP "
                         + (f"{pred.heldout_map:.3f})" if pred.heldout_map is not None else "n/a)"))

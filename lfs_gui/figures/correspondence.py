@@ -1,27 +1,28 @@
-"""Correspondence and SANE attributes in the pair figure (Qt-free, matplotlib Agg).
+"""Correspondence and SANE attributes in the pair figure (Qt-free).
 
-Used through :func:`lfs_gui.figures.pair.save_pair_figure`'s ``decorate`` and ``extra_rows``:
+The pair figure (:mod:`lfs_gui.figures.pair`) draws a :class:`~lfs_gui.figures.spec.ViewSpec`'s
+``correspondence`` as matched points or lines and ``PairData.extra_rows`` as rows of maps under the
+pair. This module turns the results of issue 12 into those:
 
-* :func:`correspondence_decoration` — the query's chosen point (a marker), the heat of its match on
-  the target (replacing the target's heat panel, titled with exact/estimate), and the top-k matched
-  location pairs as lines between the two heat panels;
-* :func:`attribute_rows` — SANE's top attributes' activation maps on both images, one row each, the
-  row titled "matched on: ..." with the confidences.
-
-Everything is drawn in ORIGINAL-image coordinates: cells map through the model's crop box
-(:func:`lfs_gui.explain.correspondence.cell_to_original`), maps through
-:func:`lfs_gui.figures.overlay.heat_to_original`.
+* :func:`figure_matches` — a query point and its best match, and/or the top-k matched location pairs
+  of a :class:`lfs_gui.explain.correspondence.Correspondence`, as the spec's ``Correspondence``
+  (normalised model-input coordinates; the figure maps them through each crop box);
+* :func:`point_explanation` — the explanation to draw with the target's heat replaced by the heat of
+  the query point's match (so the target panel shows where that point matches);
+* :func:`attribute_rows` — SANE's top attributes' activation maps on query and target, one row each,
+  titled "matched on: …" with the confidences;
+* :func:`match_lines` — the same matches in original-image pixels (for the JSON).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from lfs_gui.explain.correspondence import Correspondence, cell_to_original
-from lfs_gui.figures.overlay import blend, heat_to_original
+from lfs_gui.figures.spec import Correspondence as FigureMatches
 from lfs_gui.models.base import Preprocessing
 
 Line = tuple[tuple[float, float], tuple[float, float], float]
@@ -34,61 +35,50 @@ def match_lines(corr: Correspondence, k: int, pre: Preprocessing, size1: tuple[i
             for m in corr.top_matches(k)]
 
 
-def correspondence_rgb(img: Any, heat: np.ndarray, pre: Preprocessing, cmap: str = "jet", alpha: float = 0.55) -> np.ndarray:
-    """``img`` with a correspondence heat map (model-input frame, any grid) blended inside its crop box."""
-    w, h = img.size
-    return blend(img, heat_to_original(heat, pre, w, h), alpha=alpha, cmap=cmap)
+def figure_matches(corr: Correspondence, point_uv: tuple[float, float] | None = None, cell: int | None = None,
+                   lines: int = 0) -> FigureMatches | None:
+    """The spec's matches: first the query point (model-input pixel ``point_uv``, in ``cell``) and its best
+    match on the target, then the ``lines`` strongest location pairs (drawn as lines when there are any)."""
+    hh, ww = corr.input_size
+    p1: list[tuple[float, float]] = []
+    p2: list[tuple[float, float]] = []
+    w: list[float] = []
+    if cell is not None and point_uv is not None:
+        row = corr.match_map(1, cell).ravel()
+        j = int(np.argmax(row))
+        p1.append(point_uv)
+        p2.append(corr.cell_center(2, j))
+        w.append(float(max(row[j], 0.0)))
+    for m in corr.top_matches(lines):
+        p1.append(corr.cell_center(1, m.i))
+        p2.append(corr.cell_center(2, m.j))
+        w.append(m.value)
+    if not p1:
+        return None
+    scale = np.array([ww, hh], np.float64)
+    kind = "exact" if corr.exact else "estimated"
+    label = f"{kind} matches ({corr.method})" if lines else f"query point and its {kind} best match ({corr.method})"
+    return FigureMatches(np.array(p1) / scale, np.array(p2) / scale, weights=np.array(w),
+                         style="lines" if lines else "points", label=label)
 
 
-def draw_lines(fig: Any, ax1: Any, ax2: Any, lines: list[Line], color: str = "yellow") -> None:
-    """Lines from points of ``ax1`` (query) to points of ``ax2`` (target); width by value."""
-    from matplotlib.patches import ConnectionPatch
-
-    if not lines:
-        return
-    top = max(v for _, _, v in lines)
-    for p1, p2, v in lines:
-        con = ConnectionPatch(xyA=p1, coordsA=ax1.transData, xyB=p2, coordsB=ax2.transData, color=color,
-                              lw=0.6 + 1.6 * (v / top if top > 0 else 0), alpha=0.85)
-        fig.add_artist(con)
-        ax1.plot(*p1, "o", ms=2.5, color=color)
-        ax2.plot(*p2, "o", ms=2.5, color=color)
-
-
-def correspondence_decoration(corr: Correspondence, pre: Preprocessing, images: tuple[Any, Any],
-                              point: tuple[float, float] | None = None, cell: int | None = None,
-                              lines: int = 0, cmap: str = "jet") -> Callable[[Any, dict[str, Any]], None]:
-    """A ``decorate`` callback: point + its match heat on the target, and ``lines`` match lines."""
-    size1, size2 = images[0].size, images[1].size
+def point_explanation(ex: Any, corr: Correspondence, cell: int, point: tuple[float, float]) -> Any:
+    """``ex`` with the target's map replaced by the heat of the query point's match (and no target mask),
+    its settings saying so (they go into the caption)."""
     kind = "exact" if corr.exact else "estimate"
-
-    def decorate(fig: Any, axes: dict[str, Any]) -> None:
-        aq, at = axes["query_heat"], axes["target_heat"]
-        if cell is not None:
-            heat = corr.match_heat(1, cell)
-            at.images[0].set_data(correspondence_rgb(images[1], heat, pre, cmap=cmap))
-            at.set_title(f"target: match of the query point (+)\n{kind}, {corr.method}", fontsize=8)
-        if point is not None:
-            aq.plot(*point, marker="+", ms=12, mew=2.2, color="white")
-            aq.plot(*point, marker="+", ms=10, mew=1.2, color="black")
-        if lines > 0:
-            draw_lines(fig, aq, at, match_lines(corr, lines, pre, size1, size2))
-            if cell is None:
-                at.set_title(f"target: top {lines} matched locations\n{kind}, {corr.method}", fontsize=8)
-
-    return decorate
+    note = f"match of query point ({point[0]:g}, {point[1]:g}), {kind} {corr.method}"
+    return replace(ex, heat2=corr.match_heat(1, cell), mask2=None,
+                   settings={**dict(getattr(ex, "settings", {}) or {}), "target map": note})
 
 
-def attribute_rows(choice: Any, images: tuple[Any, Any], pre: Preprocessing, k: int = 1,
-                   cmap: str = "viridis") -> list[tuple[str, str, np.ndarray, np.ndarray]]:
-    """``extra_rows`` for SANE: the top-``k`` attributes' activation maps on query and target."""
+def attribute_rows(choice: Any, k: int = 1) -> tuple[tuple[str, np.ndarray, str, np.ndarray], ...]:
+    """``PairData.extra_rows`` for SANE: the top-``k`` attributes' activation maps on query and target."""
+    top = [f"{t.name} ({t.confidence:.2f})" for t in choice.top(3)]
     rows = []
     for rank, s in enumerate(choice.top(k), 1):
-        rgb = [correspondence_rgb(img, choice.heat(which, s.index), pre, cmap=cmap)
-               for which, img in ((1, images[0]), (2, images[1]))]
-        top = [f"{t.name} ({t.confidence:.2f})" for t in choice.top(3)]
-        head = ("matched on: " + ", ".join(top[:1]) + (",\n" + ", ".join(top[1:]) if top[1:] else "")) if rank == 1 else f"#{rank}"
-        t1 = f"{head}\nquery: map of '{s.name}', p = {s.confidence_query:.2f}"
-        t2 = f"target: p = {s.confidence_target:.2f}, agreement {s.agreement:.2f}\ndeleting its region: similarity {-s.deletion_drop:+.3f}"
-        rows.append((t1, t2, rgb[0], rgb[1]))
-    return rows
+        head = "matched on: " + ", ".join(top) if rank == 1 else f"#{rank}: {s.name}"
+        t1 = f"{head}\nquery: map of {s.name}, p = {s.confidence_query:.2f}"
+        t2 = (f"target: map of {s.name}, p = {s.confidence_target:.2f}\n"
+              f"agreement {s.agreement:.2f}; deleting it: {-s.deletion_drop:+.3f}")
+        rows.append((t1, choice.heat(1, s.index), t2, choice.heat(2, s.index)))
+    return tuple(rows)

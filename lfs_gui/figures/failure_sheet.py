@@ -3,7 +3,9 @@
 Each row is a query whose top-1 neighbour is of another class (see :mod:`lfs_gui.index.failures`):
 the query and its wrong top-1, then the query and its nearest same-class image, both pairs
 explained with the same method and settings, so a reader sees what the model matched in the wrong
-image and what it ignored in the right one. Heat maps are drawn inside each image's crop box; the
+image and what it ignored in the right one. Panels are drawn by the pair figure's pieces
+(:func:`lfs_gui.figures.panels.heat_panel`) as a :class:`~lfs_gui.figures.spec.ViewSpec` says: heat
+inside each image's crop box, the unseen area hatched, photos embedded at the size the page needs; the
 wrong image is framed red, the correct one green. The row title gives the margin
 ``s(wrong) - s(correct)`` and the rank of the nearest correct image. Qt-free (matplotlib Agg).
 """
@@ -17,29 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from lfs_gui.figures.pair import (
-    PANEL_INCHES,
-    check_figure_suffix,
-    describe_image,
-    draw_crop_box,
-    image_axis,
-    load_original,
-    new_figure,
-    overlay_rgb,
-    write_figure,
-)
+from lfs_gui.figures.output import check_figure_suffix, new_figure, write_figure
+from lfs_gui.figures.pair import describe_image, session_identity
+from lfs_gui.figures.panels import ImageSource, heat_panel
 from lfs_gui.figures.sheet import DIFFERENT, SAME, _explain_settings, _fmt_settings
+from lfs_gui.figures.spec import ViewSpec
+
+PANEL_INCHES = 2.08
 
 log = logging.getLogger(__name__)
 
 
 def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequence[int], method: str = "explainlfs",
-                       settings: dict | None = None, dpi: int = 150, cmap: str = "jet", alpha: float = 0.5) -> Path:
+                       settings: dict | None = None, dpi: int = 150, cmap: str = "jet", alpha: float = 0.5,
+                       spec: ViewSpec | None = None) -> Path:
     """Write one row per failing query in ``ids`` (e.g. ``failure_ids(scores)[:N]``) to ``path``.
 
     ``scores`` is the :class:`~lfs_gui.index.failures.QueryScores` of ``session``'s gallery;
     ``settings`` (p, ξ1, ξ2, seed ...) go to ``session.explain`` for both pairs of every row.
+    ``spec`` (default: ``dpi``, ``cmap``, ``alpha``) says how heat maps are drawn.
     """
+    spec = spec or ViewSpec(dpi=dpi, cmap=cmap, opacity=alpha)
     path = Path(path)
     check_figure_suffix(path)
     ids = [int(i) for i in ids]
@@ -47,7 +47,7 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
         raise ValueError("no failures to draw: every query's top-1 is of its own class")
     xi1, xi2, extra = _explain_settings(settings)
     pre = session.preprocessing
-    panel = PANEL_INCHES * 0.8
+    panel = PANEL_INCHES
     caption_h = 0.5
     fig = new_figure(panel * 4 + 0.5, (panel + 0.55) * len(ids) + caption_h + 0.2)
     h = fig.get_figheight()
@@ -56,7 +56,7 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
     used: dict = {}
     for r, q in enumerate(ids):
         wrong, correct = int(scores.top1[q]), int(scores.correct[q])
-        qimg = load_original(session, q)
+        qsrc = ImageSource.from_path(session.image_path(q))
         cols = [(wrong, DIFFERENT, f"wrong top-1 {describe_image(session, wrong)}\ns = {scores.top1_score[q]:.3f}")]
         if correct >= 0:
             cols.append((correct, SAME, f"nearest same class {describe_image(session, correct)}\n"
@@ -65,17 +65,16 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
             ex = session.explain(q, other, method, xi1=xi1, xi2=xi2, **extra)
             used = ex.settings
             ax = fig.add_subplot(gs[r, 2 * k])
-            image_axis(ax, overlay_rgb(qimg, ex.heat1, pre, cmap=cmap, alpha=alpha),
-                       f"query {describe_image(session, q)}\n" + ("vs wrong" if k == 0 else "vs same class"))
-            draw_crop_box(ax, pre, *qimg.size)
+            heat_panel(ax, qsrc, ex.heat1, pre.crop_box(*qsrc.size), spec, mask=getattr(ex, "mask1", None),
+                       title=f"query {describe_image(session, q)}\n" + ("vs wrong" if k == 0 else "vs same class"))
             if k == 0:
                 m = float(scores.margin[q])
                 ax.set_ylabel(f"#{r + 1}  margin {m:+.3f}" if np.isfinite(m) else f"#{r + 1}", fontsize=8,
                               fontweight="bold")
-            img = load_original(session, other)
+            src = ImageSource.from_path(session.image_path(other))
             ax = fig.add_subplot(gs[r, 2 * k + 1])
-            image_axis(ax, overlay_rgb(img, ex.heat2, pre, cmap=cmap, alpha=alpha), title, color)
-            draw_crop_box(ax, pre, *img.size)
+            heat_panel(ax, src, ex.heat2, pre.crop_box(*src.size), spec, mask=getattr(ex, "mask2", None), title=title,
+                       frame=color)
         if correct < 0:
             ax = fig.add_subplot(gs[r, 2:])
             ax.set_axis_off()
@@ -85,6 +84,9 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
                + (f" ({_fmt_settings(shown)})" if shown else "")
                + f"; the {len(ids)} failures with the largest margin s(wrong) - s(correct)\n"
                "each row: the query explained against its wrong top-1 (red), and against its nearest "
-               "same-class image (green); heat maps inside each image's crop box")
+               f"same-class image (green)\n{spec.cmap} heat maps inside each image's crop box (dashed), "
+               "hatched = not seen by the model")
     fig.text(0.02, 0.08 / h, caption, fontsize=7, va="bottom", ha="left")
-    return write_figure(fig, path, dpi)
+    meta = {"failures": {"ids": ids, "method": method, "explanation": used}, "model": session_identity(session, 0, 0)["model"],
+            "view": spec.describe()}
+    return write_figure(fig, path, spec.dpi, title="lfs-gui failure sheet", caption=caption, settings=meta)

@@ -195,5 +195,5 @@ class Session:
         return self.explaining.iter_random_curve(query, target, steps=steps, perturbation=perturbation, seed=seed, xi1=xi1, **kw)
 
     def iter_continuity(self, query: Query, target: int, method: str = "explainlfs", steps: int = 20,
-                        xi1: float | None = None, **settings: Any):
-        return self.explaining.iter_continuity(query, target, method, steps=steps, xi1=xi1, **settings)
+                        xi1: float | None = None, mode: str = "pair", **settings: Any):
+        return self.explaining.iter_continuity(query, target, method, steps=steps, xi1=xi1, mode=mode, **settings)

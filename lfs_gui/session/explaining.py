@@ -139,7 +139,7 @@ class Explaining:
         x1, x2 = r.input_tensor(query), r.input_tensor(target)
         curve = yield from sel.iter_curve(self._model.get(), x1, x2, explanation.heat1, explanation.heat2, explanation.similar)
         curve.settings.update({"method": explanation.method, "explanation": explanation.settings,
-                               "query": query_name(query), "target": int(target)})
+                               "query": query_name(query), "target": query_name(target)})
         return curve
 
     def iter_random_curve(self, query: Query, target: int, steps: int = 20, perturbation: str = "noise",
@@ -151,17 +151,18 @@ class Explaining:
         return (yield from self.iter_curve(query, target, ex, steps=steps, perturbation=perturbation, seed=seed, **kw))
 
     def iter_continuity(self, query: Query, target: int, method: str = "explainlfs", steps: int = 20,
-                        xi1: float | None = None, **settings: Any):
+                        xi1: float | None = None, mode: str = "pair", **settings: Any):
         """The paper's shift test for ``method`` on the target image (generator of ContinuityPoint);
-        gallery-context methods (EMSNN) get the pair's labels and the gallery's prototypes."""
+        gallery-context methods (EMSNN) get the pair's labels and the gallery's prototypes. ``mode``:
+        ``"pair"`` explains (x, x′), ``"reference"`` explains (query, x′) (see ``metrics.continuity``)."""
         from lfs_gui.metrics.continuity import Continuity
 
         xi1 = self.retrieval.suggested_xi1() if xi1 is None else float(xi1)
         model = self._model.get()
         explainer = make_explainer(method, model=model, decoder=self.decoder, **method_settings(method, settings))
         ctx = run_generator(self.context(query, target, method))  # the stream yields continuity points only
-        if "label2" in ctx:  # the paper's pair is the target and its shifted copy: both of the target's class
+        if "label2" in ctx and mode == "pair":  # the paper's pair is the target and its shifted copy: both of its class
             ctx["label1"] = ctx["label2"]
-        cont = Continuity(steps=steps, xi1=xi1)
+        cont = Continuity(steps=steps, xi1=xi1, mode=mode)
         r = self.retrieval
         return (yield from cont.iter_curve(explainer, model, r.input_tensor(target), reference=r.input_tensor(query), **ctx))

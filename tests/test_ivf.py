@@ -1,0 +1,217 @@
+"""On-disk IVF index (lfs_gui.index.ivf*): both ends against brute force, opening in a fresh process,
+moved folders, damaged files, cancelled builds.
+
+20 000 clustered 32-d unit vectors with a shared mean direction (isotropic noise would make any index
+look good, and without the mean direction the bottom end is easy). The index is opened in a
+subprocess where FAISS reads on-disk files, so a crash there fails one test instead of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from lfs_gui.index.ivf import IvfLoadError, IvfSearcher, open_ivf
+from lfs_gui.index.ivf_build import iter_build_ivf
+from lfs_gui.index.ivf_files import (
+    IVF_DATA_FILE,
+    IVF_INDEX_FILE,
+    IVF_LISTS_FILE,
+    IvfInfo,
+    IvfSettings,
+    NpyRows,
+    auto_nlist,
+    resolve_settings,
+)
+from lfs_gui.jobs import run_generator
+
+N, DIM, K = 20_000, 32, 20
+RECALL = 0.95  # both ends, at the index's default nprobe (stated in README and the module docstring)
+
+
+def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mean = rng.standard_normal(dim)
+    mean /= np.linalg.norm(mean)
+    centres = rng.standard_normal((max(20, n // 500), dim)) / np.sqrt(dim)
+    lab = rng.integers(0, len(centres), n)
+    v = 0.5 * mean + centres[lab] + 0.8 * rng.standard_normal((n, dim)) / np.sqrt(dim)
+    return np.ascontiguousarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, IvfInfo]:
+    folder = tmp_path_factory.mktemp("ivf")
+    x = clustered(N, DIM)
+    np.save(folder / "embeddings.npy", x)
+    before = x.copy()
+    info = run_generator(iter_build_ivf(NpyRows(folder / "embeddings.npy"), folder, IvfSettings(block_rows=6000)))
+    np.testing.assert_array_equal(x, before)
+    (folder / "info.json").write_text(json.dumps(info.to_dict()))
+    return folder, x, info
+
+
+def brute(x: np.ndarray, q: np.ndarray, ex: int) -> tuple[np.ndarray, np.ndarray]:
+    s = x.astype(np.float64) @ q.astype(np.float64)
+    s[ex] = np.nan
+    order = np.argsort(s)
+    order = order[~np.isnan(s[order])]
+    return order[::-1][:K], order[:K]
+
+
+def test_settings_follow_size_and_reject_bad_values() -> None:
+    s = resolve_settings(IvfSettings(), 1_000_000, 128)
+    assert s.nlist == auto_nlist(1_000_000) == 4096 and s.nprobe_bottom > s.nprobe >= 16
+    assert resolve_settings(IvfSettings(quantizer="pq"), 50_000, 128).pq_m == 32
+    with pytest.raises(ValueError, match="at least 1000 vectors"):
+        resolve_settings(IvfSettings(), 999, 8)
+    with pytest.raises(ValueError, match="quantizer"):
+        resolve_settings(IvfSettings(quantizer="lsh"), 5000, 8)
+    with pytest.raises(ValueError, match="pq_m 5 must divide"):
+        resolve_settings(IvfSettings(quantizer="pq", pq_m=5), 5000, 32)
+
+
+def test_build_writes_the_files_and_no_leftovers(built) -> None:
+    folder, _, info = built
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["embeddings.npy", "info.json", IVF_INDEX_FILE, IVF_DATA_FILE, IVF_LISTS_FILE])
+    assert info.count == N and info.dim == DIM and info.nlist == auto_nlist(N)
+    assert 0.01 * N < info.outliers < 0.04 * N  # ~2 % of the vectors, farthest from their centroids
+    assert info.ivfdata_bytes == (folder / IVF_DATA_FILE).stat().st_size
+    assert info.ivfdata_bytes >= N * (DIM + 8)  # an 8-bit code and an id per vector, on disk
+
+
+def test_both_ends_match_brute_force(built) -> None:
+    folder, x, info = built
+    index, stats = open_ivf(folder, info, "rebuild")
+    s = IvfSearcher(index, stats, NpyRows(folder / "embeddings.npy"), info.nprobe, info.nprobe_bottom)
+    rng = np.random.default_rng(3)
+    qids = rng.choice(N, 40, replace=False)
+    (td, ti), (bd, bi) = s.search(x[qids], K, qids.astype(np.int64), (True, True))
+    rec_top = rec_bot = 0.0
+    for r, qi in enumerate(qids):
+        t_true, b_true = brute(x, x[qi], qi)
+        rec_top += len(set(ti[r]) & set(t_true)) / K / len(qids)
+        rec_bot += len(set(bi[r]) & set(b_true)) / K / len(qids)
+        assert qi not in ti[r] and qi not in bi[r]
+        np.testing.assert_allclose(td[r], x[ti[r]] @ x[qi], atol=1e-5)  # exact cosines, not quantised ones
+        np.testing.assert_allclose(bd[r], x[bi[r]] @ x[qi], atol=1e-5)
+        assert np.all(np.diff(td[r]) <= 0) and np.all(np.diff(bd[r]) >= 0)
+    assert rec_top >= RECALL and rec_bot >= RECALL, (rec_top, rec_bot)
+    # ranking lists by the centroid alone (no spread term) and without the outlier list loses the bottom end
+    s._z[:] = 0
+    s._outliers = False
+    _, (_, bi0) = s.search(x[qids], K, qids.astype(np.int64), (False, True))
+    rec0 = np.mean([len(set(bi0[r]) & set(brute(x, x[q], q)[1])) / K for r, q in enumerate(qids)])
+    assert rec0 < rec_bot - 0.05, (rec0, rec_bot)
+
+
+def test_pq_quantizer_answers_both_ends(tmp_path: Path) -> None:
+    x = clustered(10_000, 16, seed=5)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # PQ training is many tiny k-means: OpenMP threads only spin on a busy CI box
+    try:
+        info = run_generator(iter_build_ivf(x, tmp_path, IvfSettings(quantizer="pq", pq_m=8)))
+    finally:
+        faiss.omp_set_num_threads(threads)
+    index, stats = open_ivf(tmp_path, info, "rebuild")
+    s = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom)
+    qids = np.arange(0, 10_000, 500)
+    (_, ti), (_, bi) = s.search(x[qids], K, qids, (True, True))
+    rec = [np.mean([len(set(ii[r]) & set(brute(x, x[q], q)[e])) / K for r, q in enumerate(qids)])
+           for e, ii in ((0, ti), (1, bi))]
+    assert min(rec) >= RECALL, rec
+
+
+_OPEN = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from pathlib import Path
+    from lfs_gui.index.ivf import IvfSearcher, open_ivf
+    from lfs_gui.index.ivf_files import IvfInfo, NpyRows
+    folder = Path(sys.argv[1])
+    info = IvfInfo.from_dict(json.loads((folder / "info.json").read_text()))
+    index, stats = open_ivf(folder, info, "rebuild")
+    x = NpyRows(folder / "embeddings.npy")
+    s = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom)
+    (_, ti), (_, bi) = s.search(x[:5], 20, np.arange(5), (True, True))
+    sys.stderr.write("RESULT " + json.dumps({"top": ti.tolist(), "bottom": bi.tolist()}) + "\\n")
+""")
+
+
+def _open_in_subprocess(folder: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-c", _OPEN, str(folder)], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def test_opens_in_a_fresh_process_after_the_folder_moved(built, tmp_path: Path) -> None:
+    folder, x, info = built
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(folder, moved)
+    res = _open_in_subprocess(moved)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == ""  # FAISS' own printf about the moved data file does not reach stdout
+    out = json.loads(res.stderr.split("RESULT ", 1)[1])
+    index, stats = open_ivf(folder, info, "rebuild")
+    (_, ti), (_, bi) = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom).search(
+        x[:5], 20, np.arange(5), (True, True))
+    assert out == {"top": ti.tolist(), "bottom": bi.tolist()}
+
+
+@pytest.mark.parametrize("damage", ["truncate data", "truncate header", "edit lists", "truncate embeddings",
+                                    "delete data"])
+def test_damaged_files_are_clear_errors(built, tmp_path: Path, damage: str) -> None:
+    folder, _, info = built
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    target = {"truncate data": IVF_DATA_FILE, "truncate header": IVF_INDEX_FILE, "edit lists": IVF_LISTS_FILE,
+              "truncate embeddings": "embeddings.npy", "delete data": IVF_DATA_FILE}[damage]
+    p = bad / target
+    if damage == "delete data":
+        p.unlink()
+    elif damage == "edit lists":
+        raw = bytearray(p.read_bytes())
+        raw[-1] ^= 0xFF
+        p.write_bytes(bytes(raw))
+    else:
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(ValueError, match=str(p).replace("\\", "\\\\")):
+        open_ivf(bad, info, "rebuild it")
+        NpyRows(bad / "embeddings.npy")
+    res = _open_in_subprocess(bad)  # and the same in a fresh process: an error, never a crash
+    assert res.returncode == 1 and "Error: " in res.stderr and target in res.stderr, res.stderr[-500:]
+
+
+def test_cancelled_build_leaves_no_temporary_files(tmp_path: Path) -> None:
+    x = clustered(6000, 16, seed=7)
+    gen = iter_build_ivf(x, tmp_path, IvfSettings(block_rows=1000, workers=2))
+    for p in gen:
+        if p.message.startswith("added block 2/"):
+            break
+    gen.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rejects_non_unit_vectors(tmp_path: Path) -> None:
+    x = clustered(2000, 8) * 2.0
+    with pytest.raises(ValueError, match="L2-normalise"):
+        run_generator(iter_build_ivf(x, tmp_path))
+
+
+def test_info_round_trip_and_bad_fields(built) -> None:
+    info = built[2]
+    assert IvfInfo.from_dict(info.to_dict()) == info
+    with pytest.raises(ValueError, match="ivf.nlist"):
+        IvfInfo.from_dict({**info.to_dict(), "nlist": "many"})
+    with pytest.raises(ValueError, match="ivf.quantizer"):
+        IvfInfo.from_dict({**info.to_dict(), "quantizer": "opq"})
