@@ -27,12 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from lfs_gui.build_decoder import (
+    TARGETS_SCRATCH, default_decoder_split, iter_decoder_training, iter_embed_split, with_split,
+)
 from lfs_gui.data.embed import Embedder, open_store
-from lfs_gui.data.galleries import Gallery, open_gallery
+from lfs_gui.data.galleries import Gallery
 from lfs_gui.data.shards import DEFAULT_SHARD_ROWS, DEFAULT_SHARD_SECONDS, FileRecords
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.index.recall import retrieval_metrics
-from lfs_gui.index.sidecar import SIDECAR_FILE, IndexMeta
+from lfs_gui.index.sidecar import SIDECAR_FILE, IndexMeta, relative_root
 from lfs_gui.index.store import save_index, staged_embeddings_path, sweep_temp_files
 from lfs_gui.jobs import Progress
 from lfs_gui.models.base import EmbeddingModel
@@ -41,7 +44,7 @@ from lfs_gui.paths import user_cache_dir
 log = logging.getLogger(__name__)
 
 DECODER_FILE = "decoder.pt"
-DATASET_KINDS = ("cub-official", "cub-dml", "cars-dml", "cars-stanford")
+__all__ = ["DECODER_FILE", "BuildReport", "decoder_ref", "default_decoder_split", "iter_build_index"]
 
 
 @dataclass
@@ -80,18 +83,6 @@ def decoder_ref(decoder_path: Path, folder: Path) -> str:
         return os.path.relpath(decoder_path.resolve(), folder.resolve())
     except ValueError:  # other drive on Windows
         return str(decoder_path.resolve())
-
-
-def default_decoder_split(gallery: Gallery) -> str:
-    """``train`` for CUB and Cars (the paper's decoder set), the gallery's own split otherwise."""
-    return "train" if gallery.kind in DATASET_KINDS else gallery.split
-
-
-def with_split(gallery: Gallery, split: str) -> Gallery:
-    """The same gallery (root and layout) with another split."""
-    if split == gallery.split:
-        return gallery
-    return open_gallery(gallery.root, split=split, kind=gallery.kind)
 
 
 def iter_build_index(
@@ -142,6 +133,7 @@ def iter_build_index(
             raise ValueError(f"{gallery.root}: none of the {len(gallery)} images could be decoded")
         folder.mkdir(parents=True, exist_ok=True)
         sweep_temp_files(folder)
+        (folder / TARGETS_SCRATCH).unlink(missing_ok=True)  # left by a killed decoder build
         staged = staged_embeddings_path(folder)
         x = np.lib.format.open_memmap(staged, mode="w+", dtype=np.float32, shape=(len(kept), model.dim))
         reasons = yield from embedder.iter_gather(plan, x)
@@ -149,14 +141,14 @@ def iter_build_index(
         skipped = [(str(gallery.paths[i]), reasons[i]) for i in sorted(reasons)]
         dec_data = None
         if dec_split is not None and dec_gallery is not gallery:
-            dplan = yield from embedder.iter_plan(FileRecords.stat(dec_gallery.paths, dec_gallery.relpaths))
-            embedded, reused = embedded + dplan.embedded, reused + dplan.reused
-            dec_x = np.zeros((int(dplan.ok.sum()), model.dim), np.float32)
-            yield from embedder.iter_gather(dplan, dec_x)
-            dec_data = (dec_gallery.subset(dplan.ok), dec_x)
+            dec_kept, dec_x, n_emb, n_reused = yield from iter_embed_split(embedder, dec_gallery)
+            embedded, reused = embedded + n_emb, reused + n_reused
+            dec_data = (dec_kept, dec_x)
 
     yield Progress(0, 1, "building the index")
     info = {**model.describe(), **(model_info or {}), **({"precision": store.precision} if store.precision != "fp32" else {})}
+    if info.get("source") and not info.get("demo") and Path(info["source"]).is_file():
+        info["source_relative"] = relative_root(info["source"], folder)  # found again if it moves with the index
     index = EmbeddingIndex(x, kind=kind)
     report = BuildReport(folder=folder, count=len(kept), skipped=skipped, index_kind=index.kind,
                          embedded=embedded, reused=reused, cache=str(store.folder) if cache is not None else None)
@@ -186,15 +178,15 @@ def iter_build_index(
 
 def _iter_decoder(gallery: Gallery, emb: np.ndarray, model: EmbeddingModel, folder: Path, kind: str,
                   epochs: int) -> Generator[Progress, None, dict]:
-    """Train a decoder on (``emb[i]``, the model's view of ``gallery.items[i]``); save it in ``folder``."""
-    from lfs_gui.data.decoder_targets import iter_decoder_targets
+    """Train a decoder on (``emb[i]``, the model's view of ``gallery.items[i]``) on the model's device;
+    save it in ``folder``."""
     from lfs_gui.models.decoder import save_decoder
-    from lfs_gui.models.train_decoder import iter_train_decoder
 
     size = 40 if kind == "dense" else 64
-    dt = yield from iter_decoder_targets(gallery.paths, model.preprocessing, size, every=32)
-    result = yield from iter_train_decoder(emb[dt.rows], dt.targets, kind=kind, epochs=epochs, val_fraction=0.1,
-                                           keep_best=True)
-    meta = {**result.meta(), "model_identity": model.identity(), "gallery": str(gallery.root), "split": gallery.split}
+    result, skipped = yield from iter_decoder_training(gallery, emb, model.preprocessing, kind, size, folder,
+                                                       epochs=epochs, val_fraction=0.1, keep_best=True,
+                                                       device=model.device)
+    meta = {**result.meta(), "model_identity": model.identity(), "gallery": str(gallery.root), "split": gallery.split,
+            "n_skipped": len(skipped)}
     save_decoder(folder / DECODER_FILE, result.decoder, meta)
     return {"file": str(folder / DECODER_FILE), **meta}

@@ -168,3 +168,13 @@ def test_decoder_split_defaults(env, tmp_path: Path, layout: str) -> None:
     assert rc == 0, err
     rep = json.loads(out)
     assert rep["decoder"]["split"] == "test" and (rep["embedded"], rep["reused"]) == (0, 6)
+    if layout != "cub-dml":
+        return
+    # train-decoder on an index of the test half: the train half by default, embedded through the cache
+    for extra, split in (((), "train"), (("--decoder-split", "test"), "test")):
+        rc, out, err = run_cli("train-decoder", tmp_path / "idx", "--out", tmp_path / f"dec-{split}.pt", "--epochs", 1,
+                               "--cache-dir", tmp_path / "cache", "--device", "cpu", "--json", *extra)
+        assert rc == 0, err
+        rep = json.loads(out)
+        assert rep["split"] == split and rep["n_train"] + rep["n_val"] == 6
+        assert ("split train: 6 images (0 embedded, 6 reused" in err) == (split == "train")

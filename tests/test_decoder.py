@@ -134,5 +134,26 @@ def test_keep_best_restores_lowest_validation_epoch():
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(h), generator=gen)
     val = perm[:n_val]
-    mse = _mse(res.decoder, torch.from_numpy(h)[val], torch.from_numpy(x)[val])
+    mse = _mse(res.decoder, torch.from_numpy(h)[val], lambda i: torch.from_numpy(x[i]), val.numpy())
     assert mse == pytest.approx(res.history[best].val_mse, rel=1e-4)
+
+
+def test_targets_are_read_in_batches_from_a_memory_map(tmp_path):
+    """Training from a memory-mapped target file gives the very same decoder as from an array, and
+    never copies the targets whole (peak numpy allocations far below their size)."""
+    import tracemalloc
+
+    h, x = _pairs(n=6000, size=16, seed=2)  # 18 MB of targets
+    mm = np.lib.format.open_memmap(tmp_path / "t.npy", mode="w+", dtype=np.float32, shape=x.shape)
+    mm[:] = x
+    mm.flush()
+    ro = np.load(tmp_path / "t.npy", mmap_mode="r")
+    a = run_generator(iter_train_decoder(h, x, epochs=2))
+    tracemalloc.start()
+    b = run_generator(iter_train_decoder(h, ro, epochs=2))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    for k, v in a.decoder.state_dict().items():
+        assert torch.equal(v, b.decoder.state_dict()[k]), k
+    assert [r.val_mse for r in a.history] == [r.val_mse for r in b.history]
+    assert peak < x.nbytes / 4, (peak, x.nbytes)

@@ -134,6 +134,27 @@ def device_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     return device, settings
 
 
+def add_index_arguments(parser: argparse.ArgumentParser, model: bool = True) -> None:
+    """``--gallery-root DIR`` and (with ``model``) ``--model PATH`` for every command that opens an index:
+    where its gallery and the model that built it are now, when they moved. Read them with
+    :func:`index_overrides`."""
+    g = parser.add_argument_group("index moved")
+    g.add_argument("--gallery-root", metavar="DIR", default=None,
+                   help="where the index's gallery is now (default: the index records it relative to its own "
+                        "folder, then absolute)")
+    if model:
+        g.add_argument("--model", metavar="PATH", default=None,
+                       help="the model file that built the index, if it moved (another model is refused)")
+
+
+def index_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"gallery_root": ..., "model_path": ...}`` from :func:`add_index_arguments`' options."""
+    root = getattr(args, "gallery_root", None)
+    model = getattr(args, "model", None)
+    return {"gallery_root": None if root is None else Path(root).expanduser().resolve(),
+            "model_path": None if model is None else Path(model).expanduser().resolve()}
+
+
 def load_model_arg(model: str | None, trust_checkpoint: bool, device: Any = None) -> tuple[Any, dict]:
     """The ``--model`` file (or the demo model) on ``device`` and the ``model_info`` the sidecar
     should record."""

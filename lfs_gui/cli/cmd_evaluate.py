@@ -20,10 +20,12 @@ from lfs_gui.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     add_device_arguments,
+    add_index_arguments,
     check_writable,
     device_from_args,
     emit_json,
     guarded,
+    index_overrides,
     progress_bar,
 )
 
@@ -50,7 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
     add_device_arguments(parser)
+<<<<<<< HEAD
     attribute_eval.add_arguments(parser)  # --attributes: SANE's deletion test (issue 12)
+=======
+    add_index_arguments(parser)
+>>>>>>> main
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser().resolve()
     check_writable(out, is_dir=True)
     method_settings = parse_settings(args.settings)
-    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
+    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint,
+                           **index_overrides(args))
     labels = session.gallery.labels_array() if session.gallery.has_labels else None
     xi1 = session.suggested_xi1() if args.xi1 is None else args.xi1
     ev = Evaluation(

@@ -21,7 +21,8 @@ from typing import Any
 
 from lfs_gui.cli import pair_extras
 from lfs_gui.cli._common import (
-    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, add_index_arguments, check_writable, device_from_args, emit_json,
+    guarded, index_overrides, progress_bar,
 )
 from lfs_gui.cli._view_flags import add_view_arguments, view_spec
 from lfs_gui.cli.cmd_query import open_session, parse_query
@@ -36,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", required=True, metavar="ID|PATH", help="gallery id or an external image path")
     parser.add_argument("--target", required=True, metavar="ID|PATH", help="gallery id or an external image path")
     parser.add_argument("--model", default=None, metavar="M",
-                        help="without INDEX: the model file (default: the demo model, with the demo's decoder)")
+                        help="without INDEX: the model file (default: the demo model, with the demo's decoder); with "
+                             "INDEX: the model that built it, if the file moved (another model is refused)")
     parser.add_argument("--method", default="explainlfs", help="explanation method (default explainlfs)")
     parser.add_argument("--decoder", default=None, metavar="D", help="decoder file (default: the index's own)")
     parser.add_argument("--p", type=float, default=0.3, help="ExplainLFS perturbation size p (default 0.3)")
@@ -54,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
     add_device_arguments(parser)
+    add_index_arguments(parser, model=False)  # --model is above: with INDEX it is the index's model
     add_view_arguments(parser)
     pair_extras.add_arguments(parser)  # --point, --match-lines, --attributes (issue 12)
 
@@ -119,10 +122,9 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError("--query/--target: gallery ids need an INDEX; without one give two image paths")
         session = open_pair(args.model, args.decoder, args.trust_checkpoint, device)
         xi1, xi1_source = decision_xi1(args.xi1, session.model)
-    elif args.model is not None:
-        raise ValueError("--model is for two image files without an INDEX (an index brings its own model)")
     else:
-        session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
+        session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint,
+                               **index_overrides(args))
     settings: dict[str, Any] = {"p": args.p, "seed": args.seed}
     t0 = time.perf_counter()
     ex = session.explain(query, target, args.method, xi1=xi1, xi2=args.xi2, **settings)

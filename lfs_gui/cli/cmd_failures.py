@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli._common import EXIT_OK, add_index_arguments, check_writable, emit_json, guarded, index_overrides, progress_bar
 
 NAME = "failures"
 HELP = "list the queries whose top-1 is of another class, per-class R@1, and a failure sheet"
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_index_arguments(parser)  # the failure sheet shows the images
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +113,7 @@ def _sheets(args: argparse.Namespace, out: Path, scores: Any, ids: Any, fmts: li
     from lfs_gui.cli.cmd_query import open_session
     from lfs_gui.figures.failure_sheet import save_failure_sheet
 
-    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint)
+    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
     if args.method not in session.methods():
         raise ValueError(f"--method {args.method}: not available for this index (available: "
                          f"{', '.join(session.methods())}); or use --no-sheet")

@@ -11,21 +11,31 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_OK, add_device_arguments, device_from_args, emit_json, guarded
+from lfs_gui.cli._common import (
+    EXIT_OK, add_device_arguments, add_index_arguments, device_from_args, emit_json, guarded, index_overrides,
+)
 
 NAME = "query"
 HELP = "retrieve the most similar and most dissimilar gallery images for a query"
 
 
-def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint: bool = False) -> Any:
-    """Session over the index folder ``index`` (the literal ``demo`` opens the embedded demo)."""
+def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint: bool = False,
+                 gallery_root: Path | None = None, model_path: Path | None = None) -> Any:
+    """Session over the index folder ``index`` (the literal ``demo`` opens the embedded demo);
+    ``gallery_root``/``model_path``: :func:`lfs_gui.cli._common.index_overrides`."""
     from lfs_gui.session import Session
 
     if index == "demo" and not Path(index).exists():
         if isinstance(decoder, (str, Path)):
             decoder = Path(decoder).resolve()  # relative to the working directory (the demo's folder is not the user's)
-        return Session.open_demo(decoder=decoder)
-    return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint)
+        if gallery_root is None and model_path is None:
+            return Session.open_demo(decoder=decoder)
+        from lfs_gui.paths import demo_gallery_dir, demo_index_dir
+
+        return Session.open_index(demo_index_dir(), decoder=decoder, model_path=model_path,
+                                  gallery_root=gallery_root or demo_gallery_dir() / "images")
+    return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint, gallery_root=gallery_root,
+                              model_path=model_path)
 
 
 def parse_query(value: str) -> int | Path:
@@ -54,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_device_arguments(parser)
+    add_index_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         query = int(args.id)
     device, batch = device_from_args(args)
-    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint)
+    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
     if isinstance(query, Path):  # an external image is embedded now, on --device
         session.model.to(device)
     res = session.retrieve(query, k=args.k)

@@ -4,6 +4,11 @@ caller (index builds, ``lfs-gui train-decoder``, the app's *Train a decoder*).
 Images decode as the embedder decodes them (:func:`lfs_gui.data.images.open_image`); the view is
 :func:`lfs_gui.models.train_decoder.decoder_target`. An image that does not decode is skipped with its
 reason, never fatal: the caller trains on the rows that remain (``DecoderTargets.rows``).
+
+Targets are written straight into one preallocated (M, 3, S, S) float32 array, or into ``out`` (e.g. a
+memory map of a temp file when they would not fit in memory), and the rows that decoded are
+compacted in place: the targets exist once, never as a list plus a stacked copy (and
+:func:`lfs_gui.models.train_decoder.iter_train_decoder` reads them a batch at a time).
 """
 
 from __future__ import annotations
@@ -34,13 +39,18 @@ class DecoderTargets:
 
 
 def iter_decoder_targets(paths: Sequence[str | Path], preprocessing: Preprocessing, size: int,
-                         every: int = 16) -> Generator[Progress, None, DecoderTargets]:
+                         every: int = 16, out: np.ndarray | None = None) -> Generator[Progress, None, DecoderTargets]:
     """The one way decoder targets are prepared (index builds, ``lfs-gui train-decoder``, the app):
     decode each image as the embedder does (:func:`lfs_gui.data.images.open_image`), take the model's
     view at ``size``×``size``; an image that does not decode is skipped with its reason (logged), not
-    fatal. Yields Progress every ``every`` images (cancel points); returns :class:`DecoderTargets`."""
+    fatal. Yields Progress every ``every`` images (cancel points); returns :class:`DecoderTargets`,
+    whose ``targets`` is a view of ``out`` (default: a new array) holding the decoded rows first."""
+    shape = (len(paths), 3, size, size)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32:
+        raise ValueError(f"out must be a float32 array of shape {shape}, got {out.dtype} {out.shape}")
     rows: list[int] = []
-    targets: list[np.ndarray] = []
     skipped: list[tuple[str, str]] = []
     for i, path in enumerate(paths):
         if i % every == 0:
@@ -51,7 +61,6 @@ def iter_decoder_targets(paths: Sequence[str | Path], preprocessing: Preprocessi
             log.warning("decoder targets: skipped %s", exc)
             skipped.append((str(path), str(exc)))
             continue
-        targets.append(decoder_target(img, preprocessing, size))
+        out[len(rows)] = decoder_target(img, preprocessing, size)
         rows.append(i)
-    arr = np.stack(targets) if targets else np.zeros((0, 3, size, size), np.float32)
-    return DecoderTargets(rows, arr, skipped)
+    return DecoderTargets(rows, out[: len(rows)], skipped)

@@ -143,10 +143,10 @@ class IndexMeta:
                     log.warning("%s: %d of %d sampled images missing (e.g. %s)", cand, len(missing), len(sample), missing[0])
                 return self.to_gallery(cand)
         side = where / SIDECAR_FILE if where is not None else SIDECAR_FILE
-        tried = " nor at ".join(str(c) for c in cands)
-        what = f"the images of --gallery-root {cands[0]}" if root is not None else "the gallery"
+        tried = " nor under ".join(str(c) for c in cands)
+        what = f"under --gallery-root {cands[0]}" if root is not None else f"under {tried}"
         first = f" (e.g. {self.relpaths[0]})" if self.relpaths else ""
-        raise GalleryNotFoundError(f"{side}: {what} are not at {tried}{first}; {MOVED}", cands)
+        raise GalleryNotFoundError(f"{side}: the gallery's images{first} are not {what}; {MOVED}", cands)
 
     def labels_array(self) -> np.ndarray:
         return np.array([-1 if v is None else v for v in self.labels], dtype=np.int64)

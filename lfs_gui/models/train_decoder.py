@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,15 +86,20 @@ def decoder_targets(images: Iterable[Image.Image], preprocessing: Preprocessing,
     return np.stack(arrs) if arrs else np.zeros((0, 3, size, size), np.float32)
 
 
-def _mse(decoder: Decoder, h: torch.Tensor, x: torch.Tensor, batch: int = 256) -> float:
-    if len(h) == 0:
+def _mse(decoder: Decoder, h: torch.Tensor, rows: Callable[[np.ndarray], torch.Tensor], idx: np.ndarray,
+         batch: int = 256) -> float:
+    """Per-pixel MSE of ``decoder`` on the pairs ``idx`` (``h[j]`` is the embedding of ``idx[j]``;
+    ``rows`` reads their targets), a batch at a time."""
+    if len(idx) == 0:
         return float("nan")
     decoder.eval()
-    total = 0.0
+    total, count = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(h), batch):
-            total += float(((decoder(h[i : i + batch]) - x[i : i + batch]) ** 2).sum())
-    return total / x.numel()
+        for i in range(0, len(idx), batch):
+            x = rows(idx[i : i + batch])
+            total += float(((decoder(h[i : i + batch]) - x) ** 2).sum())
+            count += x.numel()
+    return total / count
 
 
 def iter_train_decoder(
@@ -115,6 +120,9 @@ def iter_train_decoder(
 ) -> Generator[EpochReport, None, TrainResult]:
     """Train a decoder on ``embeddings`` (M, N) → ``images`` (M, 3, S, S) in [0, 1].
 
+    ``images`` may be a memory map (e.g. from :func:`lfs_gui.data.decoder_targets.iter_decoder_targets`):
+    it is read a batch at a time and never copied whole, so the targets are held in memory once at most.
+
     ``optimizer`` is ``adamax`` (the paper) or ``adam``. A seeded ``val_fraction`` of the pairs is
     held out for the validation MSE reported each epoch. Pass ``decoder`` to continue training one.
     ``keep_best`` restores, at the end, the weights of the epoch with the lowest validation MSE
@@ -123,15 +131,15 @@ def iter_train_decoder(
     decoder's initial weights are drawn on the CPU from ``seed``, so they do not depend on the device.
     The returned decoder stays on ``device``.
     """
-    emb = np.array(embeddings, dtype=np.float32)  # copies: inputs are never mutated or aliased
-    img = np.array(images, dtype=np.float32)
+    emb = np.array(embeddings, dtype=np.float32)  # copied (small); inputs are never mutated or aliased
+    img = images if isinstance(images, np.ndarray) else np.asarray(images, dtype=np.float32)
     if emb.ndim != 2 or img.ndim != 4 or img.shape[1] != 3 or img.shape[2] != img.shape[3]:
         raise ValueError(f"need embeddings (M, N) and images (M, 3, S, S); got {emb.shape} and {img.shape}")
     if len(emb) != len(img):
         raise ValueError(f"{len(emb)} embeddings but {len(img)} images")
     if len(emb) < 2:
         raise ValueError("need at least 2 (embedding, image) pairs to train a decoder")
-    if not (np.isfinite(emb).all() and np.isfinite(img).all()):
+    if not (np.isfinite(emb).all() and all(np.isfinite(img[i : i + 1024]).all() for i in range(0, len(img), 1024))):
         raise ValueError("embeddings or images contain NaN/inf")
     if optimizer not in ("adamax", "adam"):
         raise ValueError(f"optimizer must be 'adamax' or 'adam', got {optimizer!r}")
@@ -152,10 +160,14 @@ def iter_train_decoder(
         raise ValueError(f"decoder is {decoder.dim}-d → {decoder.size}px but data is {emb.shape[1]}-d → {s}px")
     target = next(decoder.parameters()).device if device is None else resolve_device(device)
     decoder.to(target)
-    h_all, x_all = torch.from_numpy(emb).to(target), torch.from_numpy(img).to(target)
-    tr_dev, val_dev = tr_idx.to(target), val_idx.to(target)
-    h_tr, x_tr, h_val, x_val = h_all[tr_dev], x_all[tr_dev], h_all[val_dev], x_all[val_dev]
-    del h_all, x_all
+    h_all = torch.from_numpy(emb).to(target)
+    h_tr, h_val = h_all[tr_idx.to(target)], h_all[val_idx.to(target)]
+    tr_np, val_np = tr_idx.numpy(), val_idx.numpy()
+
+    def rows(idx: np.ndarray) -> torch.Tensor:
+        """The targets of pairs ``idx``, read from ``images`` (only this batch is copied)."""
+        return torch.from_numpy(np.ascontiguousarray(img[idx], dtype=np.float32)).to(target)
+
     opt_cls = torch.optim.Adamax if optimizer == "adamax" else torch.optim.Adam
     opt = opt_cls(decoder.parameters(), lr=lr, weight_decay=weight_decay)
     best: tuple[float, int, dict] | None = None
@@ -164,21 +176,22 @@ def iter_train_decoder(
     try:
         for epoch in range(1, epochs + 1):
             decoder.train()
-            order = torch.randperm(len(h_tr), generator=gen).to(target)
+            order = torch.randperm(len(h_tr), generator=gen)
             for i in range(0, len(order), batch_size):
                 b = order[i : i + batch_size]
                 if len(b) < 2 and isinstance(decoder, torch.nn.Module) and decoder.kind == "conv":
                     continue  # batch-norm needs > 1 sample
                 opt.zero_grad(set_to_none=True)
-                loss = ((decoder(h_tr[b]) - x_tr[b]) ** 2).sum() / len(b)  # Eq. 1 per image
+                x = rows(tr_np[b.numpy()])
+                loss = ((decoder(h_tr[b.to(target)]) - x) ** 2).sum() / len(b)  # Eq. 1 per image
                 loss.backward()
                 opt.step()
             report = EpochReport(
                 done=epoch,
                 total=epochs,
                 message=f"epoch {epoch}/{epochs}",
-                train_mse=_mse(decoder, h_tr, x_tr),
-                val_mse=_mse(decoder, h_val, x_val),
+                train_mse=_mse(decoder, h_tr, rows, tr_np),
+                val_mse=_mse(decoder, h_val, rows, val_np),
             )
             result.history.append(report)
             if keep_best and n_val and (best is None or report.val_mse < best[0]):

@@ -74,17 +74,24 @@ class Session:
 
     @classmethod
     def iter_open_index(cls, path: str | Path, decoder: str | Path | None | bool = None,
-                        trust_checkpoint: bool = False) -> Generator[Progress, None, Session]:
-        """An index folder written by ``lfs-gui index``; ``decoder``: another decoder file, or ``False``."""
-        return cls.from_parts((yield from iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint)))
+                        trust_checkpoint: bool = False, gallery_root: str | Path | None = None,
+                        model_path: str | Path | None = None, require_model: bool = False) -> Generator[Progress, None, Session]:
+        """An index folder written by ``lfs-gui index``; ``decoder``: another decoder file, or ``False``;
+        ``gallery_root``/``model_path``: where the gallery / the model that built it are now (see
+        :func:`lfs_gui.session.opening.iter_open_index`)."""
+        return cls.from_parts((yield from iter_open_index(
+            path, decoder=decoder, trust_checkpoint=trust_checkpoint, gallery_root=gallery_root, model_path=model_path,
+            require_model=require_model)))
 
     @classmethod
     def open_demo(cls, decoder: str | Path | None | bool = None) -> Session:
         return run_generator(cls.iter_open_demo(decoder=decoder))
 
     @classmethod
-    def open_index(cls, path: str | Path, decoder: str | Path | None | bool = None, trust_checkpoint: bool = False) -> Session:
-        return run_generator(cls.iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint))
+    def open_index(cls, path: str | Path, decoder: str | Path | None | bool = None, trust_checkpoint: bool = False,
+                   gallery_root: str | Path | None = None, model_path: str | Path | None = None) -> Session:
+        return run_generator(cls.iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint,
+                                                 gallery_root=gallery_root, model_path=model_path))
 
     # -- basics -------------------------------------------------------------------------------------
     @property

@@ -49,36 +49,70 @@ class LazyModel:
         return self._model is not None
 
 
-def model_loader(info: dict, trust_checkpoint: bool) -> ModelLoader:
+class ModelNotFoundError(ModelLoadError):
+    """The model file an index was built with is not where its sidecar says; ``candidates`` were tried."""
+
+    def __init__(self, message: str, candidates: list[Path]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class ModelMismatchError(ModelLoadError):
+    """The model given is not the one that embedded the index (another identity): refused."""
+
+
+def model_candidates(info: dict, folder: Path | None) -> list[Path]:
+    """Where the recorded model file may be: the absolute path at build time, then the path relative to
+    the index folder (index and model moved together)."""
+    cands = [Path(info["source"])] if info.get("source") else []
+    if folder is not None and info.get("source_relative"):
+        rel = (folder / info["source_relative"]).resolve()
+        if rel not in cands:
+            cands.append(rel)
+    return cands
+
+
+def find_model_file(info: dict, folder: Path | None) -> Path | None:
+    """The recorded model file if it exists (None for the demo model, which is always there)."""
+    return next((p for p in model_candidates(info, folder) if p.is_file()), None)
+
+
+def model_missing(info: dict, folder: Path) -> ModelNotFoundError | None:
+    """The error to raise when the index's model file is nowhere to be found (None: found, or the demo)."""
+    if info.get("demo") or find_model_file(info, folder) is not None:
+        return None
+    cands = model_candidates(info, folder)
+    tried = " nor at ".join(str(c) for c in cands) or "(no model file recorded)"
+    return ModelNotFoundError(f"{folder / 'index.json'}: the model this index was built with is not at {tried}; "
+                              "pass --model PATH (the same checkpoint, wherever it is now)", cands)
+
+
+def model_loader(info: dict, trust_checkpoint: bool, folder: Path | None = None) -> ModelLoader:
     """How to load the model an index was built with (from its sidecar description)."""
     from lfs_gui.models.loader import load_demo_model, load_model
 
     if info.get("demo"):
         return load_demo_model
-    source = info.get("source") or ""
 
     def load() -> EmbeddingModel:
-        if not source or not Path(source).is_file():
-            raise ModelLoadError(
-                f"{source or '(no model file recorded)'}: the model this index was built with is not found; "
-                "open the index with --model PATH (the same checkpoint)"
-            )
-        return load_model(source, trust_checkpoint=trust_checkpoint)
+        path = find_model_file(info, folder)
+        if path is None:
+            raise model_missing(info, folder or Path(".")) or ModelLoadError("the model file is missing")
+        return load_model(path, trust_checkpoint=trust_checkpoint)
 
     return load
 
 
-def checked_identity(loader: ModelLoader, expected: str, where: Path) -> ModelLoader:
-    """``loader`` that warns when the model it loads is not the one the index was built with."""
+def checked_identity(loader: ModelLoader, expected: str, where: Path, model_file: str | Path | None = None) -> ModelLoader:
+    """``loader`` that refuses (:class:`ModelMismatchError`) a model that is not the one the index was
+    built with: its similarities would not match the stored embeddings."""
+    from lfs_gui.index.store import identity_mismatch
 
     def load() -> EmbeddingModel:
         model = loader()
         if expected and model.identity() != expected:
-            log.warning(
-                "%s: the model loaded now (%s) differs from the one the index was built with (%s); "
-                "similarities of external images may not match the gallery's",
-                where, model.identity(), expected,
-            )
+            raise ModelMismatchError(identity_mismatch(where / "index.json", expected, model.identity(),
+                                                       None if model_file is None else str(model_file)))
         return model
 
     return load
@@ -119,11 +153,18 @@ def iter_open_index(
     gallery_root: Path | None = None,
     loader: ModelLoader | None = None,
     name: str | None = None,
+    model_path: str | Path | None = None,
+    require_model: bool = False,
 ) -> Generator[Progress, None, SessionParts]:
     """Open an index folder written by ``lfs-gui index``; yields Progress, returns its parts.
 
     ``decoder``: a decoder file to use instead of the sidecar's, or ``False`` for none (e.g. to train a
-    replacement for a broken one).
+    replacement for a broken one). ``gallery_root``: where the gallery is now (default: found from the
+    sidecar, see :meth:`IndexMeta.locate_gallery`; :class:`GalleryNotFoundError` when it is nowhere).
+    ``model_path``: the model file to use instead of the recorded one; it is loaded now and refused
+    (:class:`ModelMismatchError`) unless it is the model that built the index. ``require_model``: fail
+    with :class:`ModelNotFoundError` now, rather than on first use, when the recorded model file is
+    missing (the app asks the user to locate it).
     """
     from lfs_gui.index.store import index_dir, load_index
 
@@ -131,23 +172,28 @@ def iter_open_index(
     yield Progress(0, 3, f"loading index {folder}")
     index = load_index(folder)
     meta = index.meta
-    if gallery_root is not None:
-        meta = replace(meta, gallery_root=str(gallery_root))
-    gallery = meta.to_gallery()
-    missing = [it.path for it in gallery.items[:50] if not it.path.is_file()]
-    if missing:
-        log.warning("%s: %s (and maybe more) not found: the gallery folder moved? thumbnails will be missing",
-                    folder, missing[0])
+    gallery = meta.locate_gallery(gallery_root, where=folder)
+    meta = replace(meta, gallery_root=str(gallery.root))
+    info = dict(meta.model)
+    if model_path is not None:
+        yield Progress(1, 3, f"loading model {Path(model_path).name}")
+        from lfs_gui.models.loader import load_model
+
+        file = Path(model_path).expanduser().resolve()
+        model = checked_identity(lambda: load_model(file, trust_checkpoint=trust_checkpoint), meta.model_identity,
+                                 folder, file)()
+        loader = lambda: model  # noqa: E731 - already loaded and checked
+    elif require_model and loader is None and (missing := model_missing(info, folder)) is not None:
+        raise missing
     yield Progress(1, 3, "loading decoder")
     dec, dec_path = load_decoder_ref(meta.decoder_file if decoder is None else decoder, folder, index.dim)
-    info = dict(meta.model)
     pre = Preprocessing.from_dict(info["preprocessing"]) if "preprocessing" in info else Preprocessing()
     parts = SessionParts(
         name=name or meta.gallery_name or folder.name,
         gallery=gallery,
         index=index,
         preprocessing=pre,
-        model_loader=loader or checked_identity(model_loader(info, trust_checkpoint), meta.model_identity, folder),
+        model_loader=loader or checked_identity(model_loader(info, trust_checkpoint, folder), meta.model_identity, folder),
         model_info=info,
         decoder=dec,
         decoder_path=dec_path,
