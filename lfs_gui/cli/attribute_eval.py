@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, progress_bar
+from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, index_overrides, progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, settings: dict[str, dict[str, Any]]) -> int:
     wc, wg, wd = parse_weights(args.sane_weights)
     out = Path(args.out).expanduser().resolve()
     check_writable(out, is_dir=True)
-    session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint)
+    session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
     path = Path(args.predictor).expanduser() if args.predictor else predictor_path(index_folder(args.index))
     pred = load_session_predictor(session, path)
     labels = session.gallery.labels_array() if session.gallery.has_labels else None

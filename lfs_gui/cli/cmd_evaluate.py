@@ -52,11 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
     add_device_arguments(parser)
-<<<<<<< HEAD
-    attribute_eval.add_arguments(parser)  # --attributes: SANE's deletion test (issue 12)
-=======
     add_index_arguments(parser)
->>>>>>> main
+    attribute_eval.add_arguments(parser)  # --attributes: SANE's deletion test (issue 12)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from lfs_gui.cli._common import EXIT_INTERRUPTED, EXIT_OK, check_writable, emit_json, guarded, progress_bar
+from lfs_gui.cli._common import (
+    EXIT_INTERRUPTED, EXIT_OK, add_index_arguments, check_writable, emit_json, guarded, index_overrides, progress_bar,
+)
 
 NAME = "train-attributes"
 HELP = "train the SANE attribute predictor of an index (attribute activation maps over the model's features)"
@@ -38,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_index_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--epochs and --hidden must be at least 1 and --heldout in [0, 1)")
     out = Path(args.out).expanduser().resolve() if args.out else predictor_path(index_folder(args.index))
     check_writable(out)
-    session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint)
+    session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
     attrs = session_attributes(session, args.attributes_from, level=args.level, min_certainty=args.min_certainty)
     try:
         pred = progress_bar(iter_train_session(session, attrs, out, epochs=args.epochs, hidden=args.hidden, lr=args.lr,
