@@ -82,6 +82,19 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     return torch.device("cuda", index)
 
 
+def usable_device(spec: str | None) -> str:
+    """``spec`` if this machine has it, else ``"auto"`` (logged): for a remembered choice (the app's
+    settings may come from another computer), which must never block a launch. Explicit requests
+    (``--device``) go through :func:`resolve_device` and fail instead."""
+    spec = (spec or "auto").strip().lower()
+    try:
+        resolve_device(spec)
+    except DeviceError as exc:
+        log.warning("the chosen device is not usable here (%s); using auto", exc)
+        return "auto"
+    return spec
+
+
 def is_accelerator(device: torch.device | str) -> bool:
     return torch.device(device).type in ("cuda", "mps")
 

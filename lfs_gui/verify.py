@@ -74,7 +74,7 @@ def iter_open_pair(model: str | Path | None = None, decoder: str | Path | None |
     index = EmbeddingIndex(np.zeros((0, net.dim), np.float32), "flat")
     parts = SessionParts(name="two images", gallery=gallery, index=index, preprocessing=net.preprocessing,
                          model_loader=lambda: net, model_info=info, decoder=dec, decoder_path=dec_path)
-    session = Session.from_parts(parts)
+    session = Session.from_parts(parts, device)  # model and decoder on the device (the model is there already)
     session.model  # noqa: B018 - already loaded: mark it so (methods() then checks model-side needs)
     yield Progress(3, 3, "ready")
     return session

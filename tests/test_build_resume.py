@@ -23,7 +23,7 @@ from test_cli import run_cli  # noqa: E402
 from test_galleries import make_cars_stanford, make_cub_official, make_dml  # noqa: E402
 
 from lfs_gui.index.store import load_index  # noqa: E402
-from lfs_gui.killpoints import ENV  # noqa: E402
+from lfs_gui.killpoints import ENV, SIGNAL_ENV  # noqa: E402
 
 CLASSES = ("apples", "boats", "cats")
 N_FILES, N_OK, SHARD = 25, 24, 4  # 3 x 8 images + one undecodable file; 7 shards of <= 4
@@ -58,11 +58,14 @@ def index_args(gal: Path, model: Path, out: Path, cache: Path, *extra: str) -> l
             SHARD, "--batch-size", SHARD, "--device", "cpu", "--json", *extra]
 
 
-def killed_run(args: list, point: str) -> subprocess.CompletedProcess:
+def killed_run(args: list, point: str, ctrl_c: bool = False) -> subprocess.CompletedProcess:
+    """Run ``lfs-gui ARGS`` in a subprocess that gets SIGKILL (or, ``ctrl_c``, SIGINT) at ``point``."""
     env = {**os.environ, ENV: point, "PYTHONPATH": str(Path(__file__).parents[1])}
+    if ctrl_c:
+        env[SIGNAL_ENV] = "INT"
     proc = subprocess.run([sys.executable, "-m", "lfs_gui", *map(str, args)], env=env, capture_output=True,
                           text=True, timeout=300, check=False)
-    assert proc.returncode == -9, f"{point}: rc {proc.returncode}\n{proc.stderr[-2000:]}"
+    assert proc.returncode == (130 if ctrl_c else -9), f"{point}: rc {proc.returncode}\n{proc.stderr[-2000:]}"
     return proc
 
 
@@ -113,6 +116,23 @@ def test_kill_9_then_resume_equals_an_uninterrupted_build(env, point: str, shard
     assert (rep["embedded"], rep["reused"]) == (N_FILES - reused, reused)
     assert_same_index(out, env["ref"])
     assert not list(out.glob(".*.tmp")) and not list(cache.glob("*/.*.tmp"))
+
+
+def test_ctrl_c_keeps_the_finished_batches_kill_9_loses_at_most_a_shard(env) -> None:
+    """Shards of 8, batches of 4: interrupted after the third batch, Ctrl-C writes the 4 buffered rows
+    (12 kept) and says how to resume; kill -9 keeps the one full shard (8)."""
+    base = env["base"]
+    for ctrl_c, kept in ((True, 12), (False, 8)):
+        out, cache = base / "runs" / f"batch3-{ctrl_c}", base / f"cache-batch3-{ctrl_c}"
+        args = index_args(env["gallery"], env["model"], out, cache)
+        args[args.index("--shard-size") + 1] = 8
+        proc = killed_run(args, "batch:3", ctrl_c=ctrl_c)
+        if ctrl_c:
+            assert "interrupted" in proc.stderr and "run the same command again to resume" in proc.stderr
+        rc, text, err = run_cli(*args)
+        assert rc == 0, err
+        assert json.loads(text)["reused"] == kept
+        assert_same_index(out, env["ref"])
 
 
 def test_new_images_only_are_embedded_and_splits_reuse(env, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import torch
 from _model_fixtures import write_dml_checkpoint
 from lfs_gui.models.base import ModelLoadError
 from lfs_gui.models.loader import load_model, read_checkpoint
-from lfs_gui.models.safe_load import ALLOWED_NAMES, TrustRequired
+from lfs_gui.models.safe_load import ALLOWED_NAMES, TrustRequired, check_trust, refused_globals
 
 
 def pickled_globals(path: Path) -> set[str]:
@@ -105,6 +105,32 @@ def test_os_system_is_refused_and_never_runs(tmp_path):
         msg = str(e)
         assert str(path) in msg and "os.system" in msg and "--trust-checkpoint" in msg and "arbitrary" in msg
         assert not marker.exists()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_check_trust_scans_the_pickle_without_running_it(tmp_path, legacy):
+    good = tmp_path / "good.pth.tar"
+    write_dml_checkpoint(good, "resnet18", 8, legacy=legacy)
+    assert refused_globals(good) == []
+    check_trust(good)  # a real DML checkpoint needs no trust
+    marker = tmp_path / "pwned"
+    call = f"touch {marker}".encode()
+    body = b"cos\nsystem\nX" + len(call).to_bytes(4, "little") + call + b"\x85R"
+    bad = tmp_path / "bad.pth.tar"
+    torch.save({"state_dict": {}}, bad, _use_new_zipfile_serialization=not legacy)
+    if legacy:
+        bad.write_bytes(_legacy_with_object(_handmade_pickle(body)))
+    else:
+        _replace_data_pkl(bad, _handmade_pickle(body))
+    with pytest.raises(TrustRequired) as err:
+        check_trust(bad)
+    assert err.value.global_name == "os.system" and err.value.path == bad and not marker.exists()
+    check_trust(bad, trust_checkpoint=True)  # trusted: nothing to check (and still nothing ran)
+    assert not marker.exists()
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    assert refused_globals(garbage) is None
+    check_trust(garbage)  # cannot tell: the loader decides
 
 
 def test_every_refused_global_is_named(tmp_path):

@@ -26,7 +26,8 @@ def test_help_lists_only_registered_commands():
     res = subprocess.run([sys.executable, "-m", "lfs_gui", "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "usage: lfs-gui" in res.stdout
-    for command in ("app", "compare", "demo", "evaluate", "explain", "failures", "index", "query", "train-decoder"):
+    for command in ("app", "compare", "continuity", "demo", "evaluate", "explain", "failures", "index", "query",
+                    "train-decoder"):
         assert f"    {command} " in res.stdout or f"    {command}\n" in res.stdout, command
 
 

@@ -119,7 +119,8 @@ def _run(*argv: str) -> tuple[int, str]:
     return rc, err.getvalue()
 
 
-@pytest.mark.parametrize("command", ["index", "query", "explain", "evaluate", "train-decoder", "demo"])
+@pytest.mark.parametrize("command", ["index", "query", "explain", "continuity", "evaluate", "train-decoder", "demo",
+                                     "app"])
 def test_every_command_names_a_missing_device(tmp_path, command):
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     bad = f"cuda:{n + 7}"
@@ -127,9 +128,11 @@ def test_every_command_names_a_missing_device(tmp_path, command):
         "index": ["index", str(tmp_path / "no-gallery")],
         "query": ["query", "demo", "--id", "0"],
         "explain": ["explain", "demo", "--query", "0", "--target", "1", "--out", str(tmp_path / "f.png")],
+        "continuity": ["continuity", "demo", "--query", "0", "--target", "1", "--out", str(tmp_path / "c.png")],
         "evaluate": ["evaluate", "demo", "--out", str(tmp_path / "ev")],
         "train-decoder": ["train-decoder", "demo", "--out", str(tmp_path / "d.pt")],
         "demo": ["demo", "--check"],
+        "app": ["app"],  # checked before any window opens
     }[command]
     rc, err = _run(*argv, "--device", bad)
     assert rc == 2, err
@@ -142,3 +145,22 @@ def test_every_command_names_a_missing_device(tmp_path, command):
 def test_batch_size_must_be_positive(tmp_path):
     rc, err = _run("index", str(tmp_path), "--batch-size", "0")
     assert rc == 2 and "--batch-size must be at least 1" in err
+
+
+@pytest.mark.parametrize("spec", DEVICES)
+def test_session_runs_its_model_and_decoder_on_the_device(spec):
+    from lfs_gui.paths import demo_gallery_dir
+    from lfs_gui.session import Session
+
+    session = Session.open_demo(device=spec)
+    dev = resolve_device(spec)
+    assert session.device == dev and session.describe()["device"] == str(dev)
+    assert next(session.decoder.parameters()).device == dev
+    image = sorted((demo_gallery_dir() / "images").rglob("*.jpg"))[0]
+    got = session.embed_image(image)  # an external query: the model loads now, onto the device
+    assert session.model.device == dev
+    assert got.dtype == np.float32 and abs(float(np.linalg.norm(got)) - 1.0) < 1e-5
+    cpu = Session.open_demo(device="cpu")
+    assert float(got @ cpu.embed_image(image)) > 0.999
+    session.set_device("cpu")  # moves what is loaded
+    assert session.model.device == torch.device("cpu") and next(session.decoder.parameters()).device.type == "cpu"

@@ -30,8 +30,9 @@ def view_spec(state: ViewerState, **options: Any) -> Any:
     return ViewSpec(cmap=v.cmap, opacity=v.opacity, mask_view=v.mask_only, **options)
 
 
-def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]) -> ExportJob:
-    """A factory for the export job; raises ``ValueError`` (shown to the user) when nothing fits."""
+def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any], **options: Any) -> ExportJob:
+    """A factory for the export job; raises ``ValueError`` (shown to the user) when nothing fits.
+    ``options`` (``size``, ``dpi``, ...) complete the window's view into the figure's ViewSpec."""
     session, query, target, expl = state.session, state.query, state.target, state.explanation
     suffix = path.suffix.lower()
     if session is None or query is None:
@@ -41,7 +42,7 @@ def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]
             raise ValueError("Click a retrieval to open a pair first.")
         if suffix not in FIGURE_SUFFIXES:
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
-        spec = view_spec(state)
+        spec = view_spec(state, **options)
 
         def run() -> Generator[Progress, None, str]:
             yield Progress(0, 1, f"drawing {path.name}")
@@ -57,7 +58,7 @@ def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]
         if suffix not in FIGURE_SUFFIXES:
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
         retrievals, method, settings = state.retrievals, state.explain.method, state.explain.kwargs()
-        spec = view_spec(state)
+        spec = view_spec(state, **options)
 
         def run() -> Generator[Progress, None, str]:
             from lfs_gui import figures
@@ -71,7 +72,7 @@ def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]
             raise ValueError("Wait for the pixel-flipping curve to finish first.")
         if suffix not in DATA_SUFFIXES:
             raise ValueError(f"{path.name}: use .csv or .json")
-        spec = view_spec(state)
+        spec = view_spec(state, **options)
 
         def run() -> Generator[Progress, None, str]:
             yield Progress(0, 1, f"writing {path.name}")

@@ -15,21 +15,27 @@ from lfs_gui.jobs import Progress
 
 def build_index_job(gallery_path: str | Path, out: str | Path, model_path: str | Path | None = None,
                     trust_checkpoint: bool = False, demo_model: Any = None, split: str | None = None,
-                    decoder_kind: str = "dense") -> Generator[Any, None, Path]:
+                    decoder_kind: str = "dense", device: str | None = None) -> Generator[Any, None, Path]:
     """Embed a gallery, build its index and train its decoder; returns the index folder.
 
     ``demo_model``: the already-loaded demo model, reused when ``model_path`` is None (building a
-    second copy is Python-heavy and would hold the GIL, stalling the window).
+    second copy is Python-heavy and would hold the GIL, stalling the window). The model runs on
+    ``device`` (the window's choice; ``None``: the CPU); a checkpoint that needs trust raises
+    :class:`~lfs_gui.models.safe_load.TrustRequired` unless ``trust_checkpoint`` (the window asks).
     """
     from lfs_gui.build import iter_build_index
     from lfs_gui.data.galleries import open_gallery
+    from lfs_gui.device import resolve_device, usable_device
     from lfs_gui.models.loader import load_demo_model, load_model
 
     yield Progress(0, 1, "loading the model")
+    device = None if device is None else usable_device(device)
     if model_path is None:
-        model, info = demo_model or load_demo_model(), {"demo": True, "source": "lfs_gui:demo"}
+        target = resolve_device(device or "cpu")
+        same = demo_model is not None and demo_model.device == target  # never move the session's own model
+        model, info = (demo_model if same else load_demo_model(device=target)), {"demo": True, "source": "lfs_gui:demo"}
     else:
-        model, info = load_model(model_path, trust_checkpoint=trust_checkpoint), None
+        model, info = load_model(model_path, trust_checkpoint=trust_checkpoint, device=device), None
     gallery = open_gallery(gallery_path, split=split)
     report = yield from iter_build_index(gallery, model, out, model_info=info, decoder_kind=decoder_kind)
     return report.folder
@@ -37,7 +43,8 @@ def build_index_job(gallery_path: str | Path, out: str | Path, model_path: str |
 
 def train_decoder_job(session: Any, out: str | Path, kind: str = "dense", epochs: int = 60) -> Generator[Any, None, Path]:
     """Train a decoder on the session's gallery (targets = the model's view) and save it to ``out``;
-    images that do not decode are skipped (as ``lfs-gui train-decoder`` does)."""
+    images that do not decode are skipped (as ``lfs-gui train-decoder`` does). Trains on the
+    session's device."""
     from lfs_gui.data.decoder_targets import iter_decoder_targets
     from lfs_gui.models.decoder import save_decoder
     from lfs_gui.models.train_decoder import iter_train_decoder
@@ -47,7 +54,8 @@ def train_decoder_job(session: Any, out: str | Path, kind: str = "dense", epochs
     if len(dt.rows) < 2:
         raise ValueError(f"{session.gallery.root}: only {len(dt.rows)} gallery images could be read; "
                          "a decoder needs at least 2 (did the gallery folder move?)")
-    result = yield from iter_train_decoder(session.embeddings[dt.rows], dt.targets, kind=kind, epochs=epochs, keep_best=True)
+    result = yield from iter_train_decoder(session.embeddings[dt.rows], dt.targets, kind=kind, epochs=epochs, keep_best=True,
+                                           device=session.device)
     return save_decoder(out, result.decoder, {**result.meta(), "gallery": str(session.gallery.root),
                                               "n_skipped": len(dt.skipped)})
 

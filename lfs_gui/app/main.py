@@ -73,17 +73,23 @@ def run_app(
     timeout_s: float = 180.0,
     decoder: str | None = None,
     trust_checkpoint: bool = False,
+    device: str | None = None,
+    gallery_root: Path | None = None,
+    model_path: Path | None = None,
 ) -> int:
-    """Run the desktop app; returns the exit code."""
+    """Run the desktop app; returns the exit code. ``device``: where models run for this run (default:
+    the Device menu's remembered choice); ``gallery_root``/``model_path``: where INDEX's gallery / model
+    are now, if they moved (else the window asks when they are missing)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     init_app_names()
-    window = MainWindow()
+    window = MainWindow(device=device)
     driver = None
     if screenshot:
         window.resize(1400, 900)
         driver = ScreenshotDriver(window, Path(screenshot), query=query, timeout_s=timeout_s)
     window.show()
-    options = {"decoder": decoder, "trust_checkpoint": trust_checkpoint} if (decoder or trust_checkpoint) else {}
+    given = {"decoder": decoder, "trust_checkpoint": trust_checkpoint, "gallery_root": gallery_root, "model_path": model_path}
+    options = {k: v for k, v in given.items() if v}
     QTimer.singleShot(0, (lambda: window.open_index(index, **options)) if index else window.open_demo)
     rc = app.exec()
     if driver is not None:

@@ -10,6 +10,7 @@ bar; errors become a message box naming the file and the fix, with the traceback
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from lfs_gui.app.controller import Controller
 from lfs_gui.app.thumbnails import ThumbnailCache
 from lfs_gui.app.widgets.controls import CurveControls
 from lfs_gui.app.widgets.curves import CurvesPanel
+from lfs_gui.app.widgets.device_menu import DeviceMenu, remembered_device
 from lfs_gui.app.widgets.gallery import GalleryPanel
 from lfs_gui.app.widgets.pair_view import PairView
 from lfs_gui.app.widgets.query import QueryPanel
@@ -39,16 +41,34 @@ log = logging.getLogger(__name__)
 
 
 
-def _open_demo() -> Generator[Any, None, Any]:
-    from lfs_gui.session import Session  # torch: imported on the worker thread
-
-    return (yield from Session.iter_open_demo())
-
-
-def _open_index(path: str, **options: Any) -> Generator[Any, None, Any]:
+def _open_demo(device: str = "auto") -> Generator[Any, None, Any]:
+    from lfs_gui.device import usable_device  # torch: imported on the worker thread
     from lfs_gui.session import Session
 
-    return (yield from Session.iter_open_index(path, **options))
+    return (yield from Session.iter_open_demo(device=usable_device(device)))
+
+
+def _open_index(path: str, device: str = "auto", trusted: frozenset[str] = frozenset(),
+                **options: Any) -> Generator[Any, None, Any]:
+    """Open the index on ``device``. If its model file would need trust, raise
+    :class:`~lfs_gui.models.safe_load.TrustRequired` now (a scan, nothing is unpickled) so that the
+    window asks before any work, not when the model is first needed, unless the user already trusted
+    that file in this run (``trusted``): then the index opens with trust."""
+    from lfs_gui.device import usable_device
+    from lfs_gui.models.safe_load import check_trust
+    from lfs_gui.session import Session
+
+    from lfs_gui.index.store import index_dir
+    from lfs_gui.session.opening import find_model_file
+
+    dev = usable_device(device)
+    session = yield from Session.iter_open_index(path, device=dev, **options)
+    source = options.get("model_path") or find_model_file(session.model_info, index_dir(path))  # it may have moved
+    if not options.get("trust_checkpoint") and not session.model_info.get("demo") and source and Path(source).is_file():
+        if str(Path(source).resolve()) in trusted:
+            return (yield from Session.iter_open_index(path, device=dev, **{**options, "trust_checkpoint": True}))
+        check_trust(source)
+    return session
 
 
 def _warm_up() -> Generator[Any, None, None]:
@@ -65,11 +85,18 @@ class MainWindow(WindowActions, AttributeActions, QMainWindow):
     jobFailed = Signal(str)
     exported = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, device: str | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowTitle("lfs-gui")
         self.settings = app_settings.make_settings()
+        # Where models run: the CLI's --device for this run, else the Device menu's remembered choice.
+        self.device_spec = device or remembered_device(self.settings)
+        self._trusted_models: set[str] = set()  # model files the user agreed to unpickle with trust
+        self._last_index_open: tuple[str, dict] | None = None
+        self._last_build: tuple[Any, ...] | None = None
+        self._asking_trust = False
+        self.locateDialog: Any = None  # the open "where is the gallery / model?" question, if any
         self.state = ViewerState()
         self.thumbs = ThumbnailCache(size=128, parent=self)
         self.last_error: str | None = None
@@ -84,6 +111,8 @@ class MainWindow(WindowActions, AttributeActions, QMainWindow):
         self.curves.setCornerWidget(self.curveControls, Qt.Corner.TopRightCorner)
         self.controller = Controller(self.state, self.curves, self)
         self.controller.explainFailed.connect(lambda msg: self.show_error("Explanation failed", msg))
+        for ch in (self.controller.explain_channel, self.controller.curve_channel, self.controller.continuity_channel):
+            ch.failed.connect(lambda exc, _tb: self.ask_trust(exc, "session"))  # a lazily loaded model
 
         top = QWidget(objectName="topRow")
         row = QHBoxLayout(top)
@@ -170,6 +199,9 @@ class MainWindow(WindowActions, AttributeActions, QMainWindow):
         self._add(export, "&Curve data…", lambda: self._choose_export("curve"), None, "actionExportCurve")
         file.addSeparator()
         self._add(file, "&Quit", self.close, QKeySequence.StandardKey.Quit, "actionQuit")
+        self.deviceMenu = DeviceMenu(self.settings, self, current=self.device_spec)
+        self.deviceMenu.deviceChanged.connect(self.set_device)
+        mb.addMenu(self.deviceMenu)
         self.recentIndexes.aboutToShow.connect(lambda: self._fill_recent(self.recentIndexes, "indexes", self.open_index))
         self.recentModels.aboutToShow.connect(lambda: self._fill_recent(self.recentModels, "models", self.use_model))
         self.recentImages.aboutToShow.connect(
@@ -221,13 +253,98 @@ class MainWindow(WindowActions, AttributeActions, QMainWindow):
         """Load the embedded demo in the background; returns the job's generation."""
         self.jobLabel.setText("opening the demo…")
         self._pending_open = None
-        return self.session_channel.start(_open_demo)
+        self._last_index_open = None
+        return self.session_channel.start(lambda d=self.device_spec: _open_demo(d))
 
     def open_index(self, path: str | Path, **options: Any) -> int:
-        """Open a saved index in the background (``options``: ``decoder``, ``trust_checkpoint``)."""
+        """Open a saved index in the background (``options``: ``decoder``, ``trust_checkpoint``,
+        ``gallery_root``, ``model_path``), on the window's device. A model that needs trust makes the
+        window ask (:meth:`ask_trust`); a gallery or model that moved, where it is (:meth:`ask_locate`)."""
+        options.setdefault("require_model", True)  # a moved model is asked for now, not at the first curve
         self.jobLabel.setText(f"opening {Path(path).name}…")
         self._pending_open = str(path)
-        return self.session_channel.start(lambda p=str(path), o=dict(options): _open_index(p, **o))
+        self._last_index_open = (str(path), dict(options))
+        return self.session_channel.start(
+            lambda p=str(path), o=dict(options), d=self.device_spec, t=frozenset(self._trusted_models):
+            _open_index(p, device=d, trusted=t, **o))
+
+    def set_device(self, spec: str) -> None:
+        """Run models, decoders and curves on ``spec`` (``auto``, ``cpu``, ``cuda:N``, ``mps``) from now
+        on: the Device menu's choice (remembered there). The open session's model and decoder move now;
+        the running pair jobs are cancelled first and the pair is explained again."""
+        self.device_spec = spec
+        self.deviceMenu.set_current(spec)
+        session = self.state.session
+        if session is not None:
+            from lfs_gui.device import usable_device
+
+            self.controller.cancel_all()  # no job may use the model while it moves
+            try:
+                session.set_device(usable_device(spec))
+            except Exception as exc:  # noqa: BLE001 - shown to the user
+                self.show_error("Could not change the device", str(exc))
+                return
+            self.session_updated(session)
+        self._status_message(f"device: {spec}")
+
+    def ask_trust(self, exc: Any, where: str) -> bool:
+        """If ``exc`` is a :class:`~lfs_gui.models.safe_load.TrustRequired`, ask the user (file, global,
+        risk) and, on "Open anyway", repeat the request with trust: the index build (``where`` =
+        ``"build"``) or the index (``"session"``). Returns whether ``exc`` was such a refusal."""
+        mod = sys.modules.get("lfs_gui.models.safe_load")  # not imported: then it cannot be a refusal
+        if mod is None or not isinstance(exc, mod.TrustRequired):
+            return False
+        if self._asking_trust:  # explain and curve may fail on the same model: one question
+            return True
+        from lfs_gui.app.widgets.trust_dialog import ask_to_trust
+
+        self._asking_trust = True
+        try:
+            ok = ask_to_trust(self, exc)
+        finally:
+            self._asking_trust = False
+        if self._error_box is not None:
+            self._error_box.close()
+        if not ok:
+            self._status_message(f"{exc.path.name} was not opened: it needs trust")
+            return True
+        self._trusted_models.add(str(Path(exc.path).resolve()))
+        if where == "build" and self._last_build is not None:
+            gallery, out, model, options = self._last_build
+            self.build_index(gallery, out, model, **options)
+        elif self._last_index_open is not None:
+            path, options = self._last_index_open
+            self.open_index(path, **{**options, "trust_checkpoint": True})
+        else:
+            self._status_message(f"{exc.path.name} is trusted for this run; repeat the action")
+        return True
+
+    def ask_locate(self, exc: Any) -> bool:
+        """If ``exc`` says the index being opened lost its gallery or model (they moved), ask where they
+        are now (:mod:`lfs_gui.app.locate`, non-blocking) and open it again with the answer. Returns
+        whether ``exc`` was such an error."""
+        from lfs_gui.app.locate import locate_dialog, missing_what, reopen_options
+
+        what = missing_what(exc)
+        if what is None or self._last_index_open is None:
+            return False
+        path, options = self._last_index_open
+        dlg = locate_dialog(self, exc, path)
+        self.locateDialog = dlg
+
+        def answered(result: int) -> None:
+            files = dlg.selectedFiles() if result else []
+            self.locateDialog = None
+            dlg.deleteLater()
+            again = reopen_options(what, files[0] if files else None, options)
+            if again is None:
+                self.show_error("Could not open the session", str(exc))
+            else:
+                self.open_index(path, **again)
+
+        dlg.finished.connect(answered)
+        dlg.open()
+        return True
 
     def choose_index(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a saved index", "", "lfs-gui index (*.json *.faiss *.index);;All files (*)")
@@ -291,6 +408,10 @@ class MainWindow(WindowActions, AttributeActions, QMainWindow):
         self._status_message("cancelled")
 
     def _on_job_failed(self, channel: JobChannel, exc: Any) -> None:
+        if self.ask_trust(exc, channel.name):
+            return
+        if channel is self.session_channel and self.ask_locate(exc):
+            return
         what = {"session": "Could not open the session", "export": "Export failed", "embed": "Could not use the image",
                 "build": "Indexing / decoder training failed"}
         self.show_error(what.get(channel.name, "Job failed"), str(exc))
@@ -351,7 +472,8 @@ def _describe(d: dict) -> str:
     if isinstance(model, dict):
         model = model.get("name", "?")
     parts = [f"model: {model}"]
-    for key, label in (("dim", "dim"), ("gallery_size", "gallery"), ("gallery", "gallery"), ("index_kind", "index")):
+    for key, label in (("dim", "dim"), ("gallery_size", "gallery"), ("gallery", "gallery"), ("index_kind", "index"),
+                       ("device", "device")):
         if key in d and not isinstance(d[key], dict):
             parts.append(f"{label}: {d[key]}")
     dec = d.get("decoder")

@@ -46,6 +46,9 @@ class WindowActions:
         model = model if model is not None else getattr(self, "model_path", None)
         if self._build_busy():
             return None
+        self._last_build = (gallery, out, model, dict(options))  # repeated with trust if the user agrees
+        options = {"device": self.device_spec, **options,
+                   "trust_checkpoint": model is not None and str(Path(model).resolve()) in self._trusted_models}
         self.jobLabel.setText(f"indexing {Path(gallery).name}…")
         session = self.state.session
         demo = session.model if session is not None and session.model_info.get("demo") and session.model_loaded else None
@@ -70,8 +73,21 @@ class WindowActions:
             self.use_model(path)
 
     def use_model(self, path: str | Path) -> None:
-        """Remember a model file for *Index a gallery* (checked when the index is built, in the worker:
-        loading a ResNet50 takes seconds). Supported formats: ``models/README.md``."""
+        """Remember a model file for *Index a gallery* (loaded when the index is built, in the worker:
+        loading a ResNet50 takes seconds). Supported formats: ``models/README.md``. A checkpoint that
+        would need trust is found now (a scan of its pickle, nothing is unpickled) and the user is asked;
+        declined, the model is not used."""
+        from lfs_gui.models.safe_load import TrustRequired, check_trust
+
+        try:
+            check_trust(path)
+        except TrustRequired as exc:
+            from lfs_gui.app.widgets.trust_dialog import ask_to_trust
+
+            if not ask_to_trust(self, exc):
+                self._status_message(f"model {Path(path).name} not used: it needs trust")
+                return
+            self._trusted_models.add(str(Path(path).resolve()))
         self.model_path = Path(path)
         app_settings.add_recent(self.settings, "models", str(path))
         self._status_message(f"model {Path(path).name} will embed the next gallery you index")
@@ -148,9 +164,13 @@ class WindowActions:
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.show_error("Could not use the decoder", str(exc))
             return
+        self.session_updated(session)
+        self._status_message(f"decoder {Path(path).name} in use")
+
+    def session_updated(self, session: Any) -> None:
+        """The open session changed in place (decoder, device): refresh the status and explain again."""
         self._on_session(session)
         self.controller._on_pair()
-        self._status_message(f"decoder {Path(path).name} in use")
 
     # -- external query ----------------------------------------------------------------------------
     def open_image_query(self, path: Path | str | None) -> int | None:
@@ -180,16 +200,26 @@ class WindowActions:
         default = {"pair": "pair.png", "sheet": "retrievals.png", "curve": "curve.csv"}[what]
         last = self.settings.value("export/dir", str(Path.home()))
         path, _ = QFileDialog.getSaveFileName(self, "Export", str(Path(str(last)) / default), filters)
-        if path:
-            self.settings.setValue("export/dir", str(Path(path).parent))
-            self.export(what, path)
+        if not path:
+            return
+        self.settings.setValue("export/dir", str(Path(path).parent))
+        options: dict[str, Any] = {}
+        if what in ("pair", "sheet"):
+            from lfs_gui.app.widgets.export_dialog import FigureExportOptions
 
-    def export(self, what: str, path: str | Path) -> int | None:
-        """Write the current pair figure / retrieval sheet / curve data to ``path`` in the background."""
+            dialog = FigureExportOptions(self, self.settings, {"pair": "pair figure", "sheet": "retrieval sheet"}[what])
+            if not dialog.exec():
+                return
+            options = dialog.options()
+        self.export(what, path, **options)
+
+    def export(self, what: str, path: str | Path, **options: Any) -> int | None:
+        """Write the current pair figure / retrieval sheet / curve data to ``path`` in the background;
+        ``options`` (``size``, ``dpi``) are the export dialog's (see :mod:`lfs_gui.app.export`)."""
         from lfs_gui.app.export import export_job
 
         try:
-            factory = export_job(what, Path(path), self.state, self.controller.last_curves)
+            factory = export_job(what, Path(path), self.state, self.controller.last_curves, **options)
         except ValueError as exc:
             self.show_error("Nothing to export", str(exc))
             return None

@@ -99,14 +99,14 @@ def emit_json(obj: Any) -> None:
     print(json.dumps(jsonable(obj), indent=1, ensure_ascii=False))
 
 
-def add_device_arguments(parser: argparse.ArgumentParser, embedding: bool = True) -> None:
+def add_device_arguments(parser: argparse.ArgumentParser, embedding: bool = True, default: str | None = "auto") -> None:
     """``--device`` (every command that runs a model or decoder) and, with ``embedding``,
     ``--batch-size`` and ``--amp`` for the embedding forward passes. Read them with
-    :func:`device_from_args`."""
+    :func:`device_from_args`. ``default=None`` (the app) means "the remembered choice"."""
     g = parser.add_argument_group("device")
-    g.add_argument("--device", default="auto", metavar="DEV",
+    g.add_argument("--device", default=default, metavar="DEV",
                    help="where models and decoders run: auto (CUDA if available, else MPS, else CPU), cpu, cuda, "
-                        "cuda:N or mps (default auto)")
+                        "cuda:N or mps (default " + (default or "the choice remembered in the Device menu") + ")")
     if embedding:
         g.add_argument("--batch-size", type=int, default=None, metavar="N",
                        help="images per embedding batch (default: 32 on CPU, 256 on a GPU)")
@@ -122,7 +122,7 @@ def device_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     """
     from lfs_gui.device import batch_defaults, is_accelerator, resolve_device
 
-    device = resolve_device(getattr(args, "device", "auto"))
+    device = resolve_device(getattr(args, "device", None) or "auto")
     batch = getattr(args, "batch_size", None)
     if batch is not None and batch < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from lfs_gui.cli._common import add_device_arguments, add_index_arguments, device_from_args, guarded, index_overrides
+
 NAME = "app"
 HELP = "open the desktop app (default): the embedded demo, or a saved INDEX"
 
@@ -22,10 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--query", type=int, default=0, help="gallery id of the query for --screenshot (default 0)")
     parser.add_argument("--timeout", type=float, default=180.0, help="--screenshot gives up after this many seconds")
+    add_device_arguments(parser, embedding=False, default=None)
+    add_index_arguments(parser)  # INDEX moved: where its gallery / model are (else the window asks)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.device is not None:  # an explicit --device must exist (exit 2); the remembered one falls back to auto
+        rc = guarded(NAME, _check_device, args)
+        if rc:
+            return rc
     from lfs_gui.app.main import run_app  # Qt is imported only when the app runs
 
     return run_app(index=args.index, screenshot=args.screenshot, query=args.query, timeout_s=args.timeout,
-                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
+                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=args.device,
+                   **index_overrides(args))
+
+
+def _check_device(args: argparse.Namespace) -> int:
+    device_from_args(args)  # DeviceError -> exit 2 with the device and what is available
+    return 0

@@ -92,10 +92,10 @@ def _run(args: argparse.Namespace) -> int:
 
     out, data_path = _check_args(args)
     spec = view_spec(args)
-    device_from_args(args)  # a device this machine lacks is an error now (the session itself runs on the CPU for now)
+    device, _ = device_from_args(args)
     per_method = parse_settings(args.settings)
     query = parse_query(args.query)
-    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint)
+    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=device)
     methods = pick_methods(session, args.method)
     unknown = sorted(set(per_method) - set(methods))
     if unknown:

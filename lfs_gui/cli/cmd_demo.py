@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embed", type=int, default=2, metavar="N",
                         help="re-embed N gallery images with the demo model and compare with the index (0: skip)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    add_device_arguments(parser)
+    add_device_arguments(parser, embedding=False)  # runs the model, embeds no gallery
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"{head}: the demo model head is missing or empty; rebuild it with "
                          "`python -m lfs_gui.demo.train_demo` (or reinstall lfs-gui, which ships it)")
     metrics = _metrics(head.parent / "metrics.json")
-    session = Session.open_demo()
+    session = Session.open_demo(device=device)
     gallery = session.gallery
     missing = [str(it.path) for it in gallery.items if not it.path.is_file()]
     if missing:
@@ -90,9 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.embed > 0:
         n = min(args.embed, len(gallery))
         ids = np.linspace(0, len(gallery) - 1, n).astype(int)
-        # float32 on purpose (no --amp): this checks the model against the stored embeddings
-        fresh = session.model.to(device).embed_images([_open(gallery.items[i].path) for i in ids],
-                                                      batch_size=batch.embed)
+        # float32 on purpose (no mixed precision): this checks the model against the stored embeddings
+        fresh = session.model.embed_images([_open(gallery.items[i].path) for i in ids], batch_size=batch.embed)
         cos = (fresh * session.embeddings[ids]).sum(axis=1)
         summary["reembed"] = {"ids": ids.tolist(), "min_cosine": float(cos.min()), "device": str(device)}
         if float(cos.min()) < 0.999:

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
-    add_device_arguments(parser)
+    add_device_arguments(parser, embedding=False)  # runs the model, embeds no gallery
     add_index_arguments(parser)
     attribute_eval.add_arguments(parser)  # --attributes: SANE's deletion test (issue 12)
 
@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser().resolve()
     check_writable(out, is_dir=True)
     method_settings = parse_settings(args.settings)
-    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint,
+    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=device,
                            **index_overrides(args))
     labels = session.gallery.labels_array() if session.gallery.has_labels else None
     xi1 = session.suggested_xi1() if args.xi1 is None else args.xi1

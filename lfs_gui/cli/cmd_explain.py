@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    add_device_arguments(parser)
+    add_device_arguments(parser, embedding=False)  # runs the model, embeds no gallery
     add_index_arguments(parser, model=False)  # --model is above: with INDEX it is the index's model
     add_view_arguments(parser)
     pair_extras.add_arguments(parser)  # --point, --match-lines, --attributes (issue 12)
@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         session = open_pair(args.model, args.decoder, args.trust_checkpoint, device)
         xi1, xi1_source = decision_xi1(args.xi1, session.model)
     else:
-        session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint,
+        session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=device,
                                **index_overrides(args))
     settings: dict[str, Any] = {"p": args.p, "seed": args.seed}
     t0 = time.perf_counter()

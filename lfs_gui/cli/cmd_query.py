@@ -20,22 +20,23 @@ HELP = "retrieve the most similar and most dissimilar gallery images for a query
 
 
 def open_session(index: str, decoder: str | bool | None = None, trust_checkpoint: bool = False,
-                 gallery_root: Path | None = None, model_path: Path | None = None) -> Any:
+                 gallery_root: Path | None = None, model_path: Path | None = None, device: Any = None) -> Any:
     """Session over the index folder ``index`` (the literal ``demo`` opens the embedded demo);
-    ``gallery_root``/``model_path``: :func:`lfs_gui.cli._common.index_overrides`."""
+    ``gallery_root``/``model_path``: :func:`lfs_gui.cli._common.index_overrides`; its model and
+    decoder run on ``device`` (``None``: the CPU)."""
     from lfs_gui.session import Session
 
     if index == "demo" and not Path(index).exists():
         if isinstance(decoder, (str, Path)):
             decoder = Path(decoder).resolve()  # relative to the working directory (the demo's folder is not the user's)
         if gallery_root is None and model_path is None:
-            return Session.open_demo(decoder=decoder)
+            return Session.open_demo(decoder=decoder, device=device)
         from lfs_gui.paths import demo_gallery_dir, demo_index_dir
 
         return Session.open_index(demo_index_dir(), decoder=decoder, model_path=model_path,
-                                  gallery_root=gallery_root or demo_gallery_dir() / "images")
+                                  gallery_root=gallery_root or demo_gallery_dir() / "images", device=device)
     return Session.open_index(index, decoder=decoder, trust_checkpoint=trust_checkpoint, gallery_root=gallery_root,
-                              model_path=model_path)
+                              model_path=model_path, device=device)
 
 
 def parse_query(value: str) -> int | Path:
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_device_arguments(parser)
+    add_device_arguments(parser, embedding=False)  # runs the model, embeds no gallery
     add_index_arguments(parser)
 
 
@@ -82,9 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         query = int(args.id)
     device, batch = device_from_args(args)
-    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
-    if isinstance(query, Path):  # an external image is embedded now, on --device
-        session.model.to(device)
+    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint, device=device, **index_overrides(args))
     res = session.retrieve(query, k=args.k)
     out = {
         "index": str(args.index),

@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser().resolve()
     check_writable(out)
     session = open_session(args.index, decoder=False,  # the index's own decoder may be the broken one
-                           trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
+                           trust_checkpoint=args.trust_checkpoint, device=device, **index_overrides(args))
     size = args.size or (40 if args.kind == "dense" else 64)
     decoder = make_decoder(args.kind, session.dim, size=size)
     split = args.decoder_split or default_decoder_split(session.gallery)

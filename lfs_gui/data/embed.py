@@ -146,7 +146,7 @@ class Embedder:
         loader = DataLoader(_ImageFiles([rec.paths[i] for i in todo], self.model.preprocessing),
                             batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                             collate_fn=_collate, pin_memory=dev.type == "cuda")
-        done = 0
+        done = batches = 0
         it: Iterator[Any] = iter(loader)
         try:
             for pos, x, good, reasons, sizes, mtimes in it:
@@ -163,6 +163,8 @@ class Embedder:
                 for j in np.nonzero(~keep)[0]:
                     plan.transient[int(idx[j])] = (reasons[j], emb[j].copy() if good[j] else None)
                 writer.add(idx[keep], good[keep], [r for r, k in zip(reasons, keep) if k], emb[keep])
+                batches += 1
+                kill_point(f"batch:{batches}")
                 done += len(idx)
                 plan.embedded += len(idx)
                 yield Progress(min(n, plan.reused + done), n, f"embedding {done}/{len(todo)} images")

@@ -11,11 +11,13 @@ of the image it draws on (:func:`scale_box`). Qt-free: the GUI and the figure co
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from lfs_gui.models.base import Preprocessing
+if TYPE_CHECKING:  # the app imports this module before the first paint: no torch at import time
+    from lfs_gui.models.base import Preprocessing
 
 Box = tuple[float, float, float, float]
 

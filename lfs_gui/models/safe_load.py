@@ -162,14 +162,41 @@ def refused_global(message: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _all_refused(path: Path, extra_globals: Sequence[Any]) -> list[str]:
-    """Every global of a zip checkpoint outside torch's and our allow-lists (best effort, for the message)."""
+def refused_globals(path: str | Path, extra_globals: Sequence[Any] = ()) -> list[str] | None:
+    """The globals the pickle of ``path`` names outside torch's and our allow-lists, found by scanning
+    its opcodes (nothing is unpickled, no tensor is read): ``[]`` when it loads without trust,
+    ``None`` when the file cannot be scanned (TorchScript, corrupt, an unusual pickle) — then only
+    loading it tells."""
+    from torch import _weights_only_unpickler as wou
+
     try:
-        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # noqa: BLE001 - legacy (non-zip) files or an older torch: the first name is enough
-        return []
-    allowed = set(ALLOWED_NAMES) | {_entry_name(e) for e in extra_globals}
-    return [g for g in found if g not in allowed]
+        with torch.serialization.safe_globals([*allowed_globals(), *extra_globals]):
+            if zipfile.is_zipfile(path):
+                return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+            found: set[str] = set()
+            with open(path, "rb") as f:  # legacy format: magic number, protocol, sys info, then the object
+                for _ in range(4):
+                    found |= wou.get_globals_in_pkl(f)
+            safe = set(wou._get_allowed_globals()) | set(wou._get_user_allowed_globals())
+            return sorted(found - safe)
+    except Exception:  # noqa: BLE001 - anything a damaged or unusual file raises: "cannot tell"
+        return None
+
+
+def check_trust(path: str | Path, trust_checkpoint: bool = False) -> None:
+    """Raise :class:`TrustRequired` if ``path`` cannot load without trust, without loading it (a scan:
+    cheap enough to ask the user before any work starts). Files that cannot be scanned pass; the
+    loader still refuses them if they need trust."""
+    if trust_checkpoint:
+        return
+    names = refused_globals(path)
+    if names:
+        raise TrustRequired(path, names[0], names)
+
+
+def _all_refused(path: Path, extra_globals: Sequence[Any]) -> list[str]:
+    """Every global of the checkpoint outside the allow-lists (best effort, for the message)."""
+    return refused_globals(path, extra_globals) or []
 
 
 def _unreadable(path: Path, exc: BaseException) -> ModelLoadError:

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from lfs_gui.data.galleries import Gallery
+from lfs_gui.device import resolve_device
 from lfs_gui.explain.base import HeatPair, PairInput
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.jobs import Progress, run_generator
@@ -46,6 +48,7 @@ class Session:
         model_info: dict | None = None,
         decoder: Any = None,
         decoder_path: Path | None = None,
+        device: str | torch.device | None = None,
         folder: Path | None = None,
     ) -> None:
         if len(gallery) != len(index):
@@ -57,41 +60,49 @@ class Session:
         self.model_info = dict(model_info or {})
         self.decoder_path = decoder_path
         self.folder = folder  # the index folder, when opened from one
-        self._model = LazyModel(model_loader, self.model_info.get("name", "?"))
+        self._device = torch.device("cpu") if device is None else resolve_device(device)
+        self._model = LazyModel(model_loader, self.model_info.get("name", "?"), self._device)
         self.retrieval = Retrieval(gallery, index, self._model)
-        self.explaining = Explaining(self.retrieval, self._model, decoder)
+        self.explaining = Explaining(self.retrieval, self._model, None if decoder is None else decoder.to(self._device))
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
-    def from_parts(cls, parts: SessionParts) -> Session:
+    def from_parts(cls, parts: SessionParts, device: str | torch.device | None = None) -> Session:
         return cls(parts.name, parts.gallery, parts.index, parts.preprocessing, parts.model_loader,
-                   parts.model_info, parts.decoder, parts.decoder_path, parts.folder)
+                   parts.model_info, parts.decoder, parts.decoder_path, device=device, folder=parts.folder)
 
     @classmethod
-    def iter_open_demo(cls, decoder: str | Path | None | bool = None) -> Generator[Progress, None, Session]:
-        """The embedded demo; ``decoder``: another decoder file, or ``False`` for none."""
-        return cls.from_parts((yield from iter_open_demo(decoder=decoder)))
+    def iter_open_demo(cls, decoder: str | Path | None | bool = None,
+                       device: str | torch.device | None = None) -> Generator[Progress, None, Session]:
+        """The embedded demo; ``decoder``: another decoder file, or ``False`` for none; ``device``: where
+        the model and decoder run (``None``: the CPU)."""
+        dev = None if device is None else resolve_device(device)  # a missing device fails before any work
+        return cls.from_parts((yield from iter_open_demo(decoder=decoder)), dev)
 
     @classmethod
     def iter_open_index(cls, path: str | Path, decoder: str | Path | None | bool = None,
                         trust_checkpoint: bool = False, gallery_root: str | Path | None = None,
-                        model_path: str | Path | None = None, require_model: bool = False) -> Generator[Progress, None, Session]:
+                        model_path: str | Path | None = None, require_model: bool = False,
+                        device: str | torch.device | None = None) -> Generator[Progress, None, Session]:
         """An index folder written by ``lfs-gui index``; ``decoder``: another decoder file, or ``False``;
         ``gallery_root``/``model_path``: where the gallery / the model that built it are now (see
-        :func:`lfs_gui.session.opening.iter_open_index`)."""
+        :func:`lfs_gui.session.opening.iter_open_index`); ``device``: where the model and decoder run
+        (``None``: the CPU)."""
+        dev = None if device is None else resolve_device(device)  # a missing device fails before any work
         return cls.from_parts((yield from iter_open_index(
             path, decoder=decoder, trust_checkpoint=trust_checkpoint, gallery_root=gallery_root, model_path=model_path,
-            require_model=require_model)))
+            require_model=require_model)), dev)
 
     @classmethod
-    def open_demo(cls, decoder: str | Path | None | bool = None) -> Session:
-        return run_generator(cls.iter_open_demo(decoder=decoder))
+    def open_demo(cls, decoder: str | Path | None | bool = None, device: str | torch.device | None = None) -> Session:
+        return run_generator(cls.iter_open_demo(decoder=decoder, device=device))
 
     @classmethod
     def open_index(cls, path: str | Path, decoder: str | Path | None | bool = None, trust_checkpoint: bool = False,
-                   gallery_root: str | Path | None = None, model_path: str | Path | None = None) -> Session:
+                   gallery_root: str | Path | None = None, model_path: str | Path | None = None,
+                   device: str | torch.device | None = None) -> Session:
         return run_generator(cls.iter_open_index(path, decoder=decoder, trust_checkpoint=trust_checkpoint,
-                                                 gallery_root=gallery_root, model_path=model_path))
+                                                 gallery_root=gallery_root, model_path=model_path, device=device))
 
     # -- basics -------------------------------------------------------------------------------------
     @property
@@ -116,12 +127,28 @@ class Session:
         return self._model.loaded
 
     @property
+    def device(self) -> torch.device:
+        """Where the model (once loaded) and the decoder run."""
+        return self._device
+
+    def set_device(self, device: str | torch.device) -> torch.device:
+        """Run the model and the decoder on ``device`` from now on (moves them if loaded); returns the
+        resolved device (:class:`~lfs_gui.device.DeviceError` if this machine lacks it). Call it when
+        no job is using the model."""
+        dev = resolve_device(device)
+        self._device = dev
+        self._model.set_device(dev)
+        if self.explaining.decoder is not None:
+            self.explaining.decoder.to(dev)
+        return dev
+
+    @property
     def decoder(self) -> Any:
         return self.explaining.decoder
 
     def set_decoder(self, decoder: Any, path: str | Path | None) -> None:
-        """Use another decoder (already loaded and checked against :attr:`dim`)."""
-        self.explaining.decoder = decoder
+        """Use another decoder (already loaded and checked against :attr:`dim`), on the session's device."""
+        self.explaining.decoder = None if decoder is None else decoder.to(self._device)
         self.decoder_path = None if path is None else Path(path)
 
     def describe(self) -> dict:
@@ -138,6 +165,7 @@ class Session:
             "classes": len(self.gallery.classes),
             "labelled": self.gallery.has_labels,
             "index_kind": self.index_kind,
+            "device": str(self._device),
             "decoder": dec,
         }
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lfs_gui.data.galleries import Gallery
 from lfs_gui.index.faiss_index import EmbeddingIndex
 from lfs_gui.jobs import Progress
@@ -28,21 +30,29 @@ ModelLoader = Callable[[], EmbeddingModel]
 
 
 class LazyModel:
-    """The embedding model, loaded by ``loader`` on first :meth:`get` (thread-safe: a worker thread
-    and the GUI never load it twice)."""
+    """The embedding model, loaded by ``loader`` (onto the CPU) on first :meth:`get` and then moved to
+    ``device`` (thread-safe: a worker thread and the GUI never load it twice)."""
 
-    def __init__(self, loader: ModelLoader, name: str = "?") -> None:
+    def __init__(self, loader: ModelLoader, name: str = "?", device: torch.device | None = None) -> None:
         self._loader = loader
         self._name = name
         self._model: EmbeddingModel | None = None
         self._lock = threading.Lock()
+        self.device = torch.device("cpu") if device is None else device
 
     def get(self) -> EmbeddingModel:
         with self._lock:
             if self._model is None:
-                log.info("loading model %s", self._name)
-                self._model = self._loader()
+                log.info("loading model %s onto %s", self._name, self.device)
+                self._model = self._loader().to(self.device)
             return self._model
+
+    def set_device(self, device: torch.device) -> None:
+        """Run on ``device`` from now on (moves the model if it is loaded)."""
+        with self._lock:
+            self.device = device
+            if self._model is not None:
+                self._model.to(device)
 
     @property
     def loaded(self) -> bool:

@@ -12,9 +12,10 @@ from typing import Any, Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
 
+from lfs_gui.figures.spec import COLORMAPS
 from lfs_gui.viewer_state import ExplainSettings, ViewSettings, ViewerState
 
-CMAPS = ("jet", "inferno", "viridis", "magma", "turbo", "coolwarm", "gray")
+CMAPS = COLORMAPS  # jet (the paper's) next to perceptually uniform maps; the CLI's --cmap offers the same
 
 
 class ValueSlider(QWidget):

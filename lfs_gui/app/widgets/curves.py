@@ -92,6 +92,10 @@ class CurvesPanel(QTabWidget):
         item.showGrid(x=True, y=True, alpha=0.25)
         item.setLabel("bottom", x_label)
         item.setLabel("left", y_label)
+        # Values are shown as they are: pyqtgraph's automatic SI prefix would turn a gain of 0.0004 into
+        # "400" with a "(x0.001)" label, which reads as nonsense for sim_k − sim_0.
+        for side in ("left", "bottom"):
+            item.getAxis(side).enableAutoSIPrefix(False)
         status = QLabel(message, objectName=status_name)
         # Text changes every point: a fixed-size label repaints itself only, never relayouts the window.
         status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)

@@ -3,8 +3,10 @@
 Heat maps live in the model-input frame. :class:`HeatTile` draws the original image fitted into the
 tile and paints the S×S heat map (colourised, alpha 0 where masked out) into the *crop box* of the
 model's preprocessing (:meth:`Preprocessing.crop_box`, the one mapping), clipped to the image: outside
-the crop box there is no heat, and the map is never stretched over the whole image. Redrawing on an
-opacity / colormap / mask change costs a repaint, not a recomputation.
+the crop box there is no heat, and the map is never stretched over the whole image. The crop box is
+outlined and the area outside it, which the model never saw, is greyed and hatched (as in the exported
+figures), so that it does not read as "no relevance". Redrawing on an opacity / colormap / mask change
+costs a repaint, not a recomputation.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QImage, QPainter, QPaintEvent, QPixmap
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from lfs_gui.app.thumbnails import array_to_qimage, pil_to_qimage
@@ -29,6 +31,7 @@ from lfs_gui.viewer_state import ViewSettings, ViewerState
 log = logging.getLogger(__name__)
 
 _DISPLAY_MAX = 640  # originals are kept at most this large on screen (crop box scales with them)
+UNSEEN_GREY_ALPHA = 140  # how strongly the area outside the crop box is washed grey
 
 
 class _ImageCache:
@@ -132,7 +135,37 @@ class HeatTile(QWidget):
             p.setClipRect(r)
             p.setOpacity(self.opacity)
             p.drawImage(ov, self.overlay, QRectF(self.overlay.rect()))
+            p.setOpacity(1.0)
+        if self.crop_box is not None and ov is not None:
+            self._paint_crop(p, r, ov)
         p.end()
+
+    def unseen_path(self) -> QPainterPath:
+        """The part of the drawn image outside the crop box (what the model never saw), widget coordinates."""
+        path = QPainterPath()
+        ov = self.overlay_rect()
+        if self.crop_box is None or ov is None:
+            return path
+        r = self.image_rect()
+        path.addRect(r)
+        inner = QPainterPath()
+        inner.addRect(ov.intersected(r))
+        return path.subtracted(inner)
+
+    def _paint_crop(self, p: QPainter, r: QRectF, ov: QRectF) -> None:
+        """Grey and hatch what the model never saw (so it does not read as "no relevance"), then outline
+        the crop box (dashed white over dark, visible on any photo)."""
+        p.setClipRect(r)
+        unseen = self.unseen_path()
+        if not unseen.isEmpty():
+            p.fillPath(unseen, QColor(128, 128, 128, UNSEEN_GREY_ALPHA))
+            p.fillPath(unseen, QBrush(QColor(255, 255, 255, 170), Qt.BrushStyle.BDiagPattern))
+        box = ov.adjusted(0.5, 0.5, -0.5, -0.5)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(QColor(20, 20, 20), 2.0))
+        p.drawRect(box)
+        p.setPen(QPen(QColor(255, 255, 255), 1.0, Qt.PenStyle.DashLine))
+        p.drawRect(box)
 
 
 class PairView(QWidget):

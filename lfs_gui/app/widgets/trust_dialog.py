@@ -10,10 +10,12 @@ trust, what trusting means — and, if the user chooses "Open anyway", repeats t
 from __future__ import annotations
 
 from html import escape
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from lfs_gui.models.safe_load import TrustRequired
+if TYPE_CHECKING:  # the window imports this module before torch is loaded
+    from lfs_gui.models.safe_load import TrustRequired
 
 RISK = ("Opening it runs Python code stored in the file, with your user's rights: it can read, change or "
         "delete your files or send them elsewhere. Open it only if you trust where the file came from "
