@@ -5,6 +5,7 @@ the File menu on a small real index."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_match_state_lock_rules() -> None:
     assert m.point is None and len(seen) == 4
 
 
-def test_hover_click_keys_and_lines(qtbot, window) -> None:
+def test_hover_click_keys_lines_and_export(qtbot, window, tmp_path) -> None:
     win = window
     ctl = win.pair.match
     _pair(qtbot, win)
@@ -118,6 +119,16 @@ def test_hover_click_keys_and_lines(qtbot, window) -> None:
         ra = ctl.tiles[1].image_rect().translated(QPointF(ctl.tiles[1].mapTo(win.pair, QPoint(0, 0))))
         rb = ctl.tiles[2].image_rect().translated(QPointF(ctl.tiles[2].mapTo(win.pair, QPoint(0, 0))))
         assert ra.adjusted(-2, -2, 2, 2).contains(a) and rb.adjusted(-2, -2, 2, 2).contains(b)
+    # the exported figure carries the locked point's match and the lines (what the window shows)
+    qtbot.mouseClick(win.pair.queryHeat, Qt.MouseButton.LeftButton, pos=_widget_pos(ctl, 1, 120, 90))
+    assert ctl.match.point.locked
+    out = tmp_path / "pair.svg"
+    assert win.export("pair", out) is not None
+    qtbot.waitUntil(lambda: not win.export_channel.is_busy(), timeout=TIMEOUT)
+    assert win.last_error is None, win.last_error
+    svg = out.read_text()
+    assert "target map match of query point" in svg  # the caption, in the file's metadata
+    assert len(set(re.findall(r'id="match-line-(\d+)"', svg))) == 5  # the point's match + 4 lines
     # a new pair drops the matrix and computes the new one
     with qtbot.waitSignal(ctl.corr_channel.done, timeout=TIMEOUT):
         win.state.set_target(26)

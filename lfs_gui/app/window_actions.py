@@ -219,7 +219,8 @@ class WindowActions:
         from lfs_gui.app.export import export_job
 
         try:
-            factory = export_job(what, Path(path), self.state, self.controller.last_curves, **options)
+            factory = export_job(what, Path(path), self.state, self.controller.last_curves, match=self.pair.match.match,
+                                 **options)
         except ValueError as exc:
             self.show_error("Nothing to export", str(exc))
             return None
