@@ -8,6 +8,8 @@ carry the embedding: the known answer for correspondence and attribute tests.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -38,6 +40,39 @@ class ColourNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(torch.relu(self.conv(x)))
+
+
+class ScriptedColourNet(nn.Module):
+    """:class:`ColourNet` with the feature split exported, for a TorchScript model file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = ColourNet(dim=5)
+
+    @torch.jit.export
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x)
+
+    @torch.jit.export
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.net.head(f.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def write_colour_torchscript(path: Path) -> Path:
+    """``path`` (.pt, TorchScript) + its JSON sidecar: the colour model as a real model file (no
+    ``linear_head()``: lfs-gui sees a model without the GAP + affine split)."""
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(ScriptedColourNet().eval()), str(path))
+    path.with_suffix(".json").write_text(json.dumps(
+        {"dim": 5, "input_size": SIZE, "resize": None, "mean": [0.5] * 3, "std": [0.5] * 3, "name": "colour"}))
+    return path
 
 
 def colour_model(bias: bool = False, dim: int = 5) -> PooledHeadEmbedder:

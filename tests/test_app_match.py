@@ -4,42 +4,20 @@ the File menu on a small real index."""
 
 from __future__ import annotations
 
-import json
 import re
-import warnings
 
 import numpy as np
-import pytest
-import torch
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from lfs_gui.match_state import MatchPoint, MatchState
 
+from test_app import demo_session, window  # noqa: F401 - the demo session and a window around it (fixtures)
+
 TIMEOUT = 120_000
 
 
-@pytest.fixture(scope="module")
-def demo_session():
-    from lfs_gui.session import Session
-
-    return Session.open_demo()
-
-
-@pytest.fixture
-def window(qtbot, demo_session):
-    from lfs_gui.app.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.controller.curve_delay_ms = 60_000  # no curves: these tests are about the pair view
-    win.set_session(demo_session)
-    return win
-
-
 def _pair(qtbot, win, query: int = 20, target: int = 25) -> None:
+    win.controller.curve_delay_ms = 60_000  # no curves: these tests are about the pair view
     win.state.update_explain(method="sim-decomp")
     win.select_query(query)
     win.state.set_target(target)
@@ -160,14 +138,9 @@ def test_train_attributes_from_the_menu_on_a_small_index(qtbot, tmp_path) -> Non
     from lfs_gui.cli import main
 
     from _attribute_fixtures import write_object_gallery
-    from test_cli_attributes import ScriptedColourNet
+    from _object_models import write_colour_torchscript
 
-    model = tmp_path / "colour.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(ScriptedColourNet().eval()), str(model))
-    model.with_suffix(".json").write_text(json.dumps(
-        {"dim": 5, "input_size": 64, "resize": None, "mean": [0.5] * 3, "std": [0.5] * 3, "name": "colour"}))
+    model = write_colour_torchscript(tmp_path / "colour.pt")
     images = write_object_gallery(tmp_path / "objects", per_class=5)
     assert main(["index", str(images), "--model", str(model), "--out", str(tmp_path / "idx"), "--no-decoder"]) == 0
 

@@ -16,7 +16,7 @@ import torch
 
 from lfs_gui.attributes.evaluate import AttributeEvaluation, heldout_map, summarize_deletions
 from lfs_gui.attributes.features import FeatureMaps, iter_feature_maps
-from lfs_gui.attributes.predictor import AttributeHead, AttributePredictor, load_predictor
+from lfs_gui.attributes.predictor import AttributeHead, load_predictor
 from lfs_gui.attributes.train import (
     _fold_projection,
     average_precision,

@@ -10,40 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from _attribute_fixtures import write_object_gallery
-from _object_models import ColourNet
+from _object_models import write_colour_torchscript
 from test_cli import run_cli
-
-
-class ScriptedColourNet(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = ColourNet(dim=5)
-
-    @torch.jit.export
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.features(x)
-
-    @torch.jit.export
-    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
-        return self.net.head(f.mean(dim=(2, 3)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("cli-attr")
-    model = base / "colour.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(ScriptedColourNet().eval()), str(model))
-    model.with_suffix(".json").write_text(json.dumps(
-        {"dim": 5, "input_size": 64, "resize": None, "mean": [0.5] * 3, "std": [0.5] * 3, "name": "colour"}))
+    model = write_colour_torchscript(base / "colour.pt")
     images = write_object_gallery(base / "objects", per_class=6)
     idx = base / "idx"
     rc, _, err = run_cli("index", images, "--model", model, "--out", idx, "--no-decoder")

@@ -11,7 +11,7 @@ import argparse
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
