@@ -53,19 +53,32 @@ class QueryRef:
 P_METHODS = frozenset({"explainlfs", "explainlfs-thesis", "explainlfs-rel"})
 
 
+def default_p(method: str, fallback: float) -> float:
+    """The method's own default p (the registry's constructor default: the same in the CLI and
+    ``evaluate``), or ``fallback`` for methods without p. Imports the registry on first use (after the
+    first paint)."""
+    from lfs_gui.explain.registry import EXPLAINERS, default_settings
+
+    if method not in EXPLAINERS:
+        return fallback
+    return float(default_settings(method).get("p", fallback))
+
+
 @dataclass(frozen=True)
 class ExplainSettings:
-    """What the explanation is computed with (a change recomputes it)."""
+    """What the explanation is computed with (a change recomputes it). ``target``: the question every
+    map and curve answers (``decision``, the default everywhere, or ``similarity``)."""
 
     method: str = "explainlfs"
     p: float = 0.3
     xi1: float = 0.3
     xi2: float = 0.7
+    target: str = "decision"
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword settings for ``Session.explain`` (the method is passed separately); ``p`` only for
         the methods that take it."""
-        kw: dict[str, Any] = {"xi1": self.xi1, "xi2": self.xi2}
+        kw: dict[str, Any] = {"xi1": self.xi1, "xi2": self.xi2, "question": self.target}
         if self.method in P_METHODS:
             kw["p"] = self.p
         return kw
@@ -87,6 +100,7 @@ class CurveSettings:
     steps: int = 20
     perturbation: str = "noise"
     seed: int = 0
+    order: str = "morf"  # most (morf) or least (lerf) relevant superpixels first
 
 
 @dataclass
@@ -179,6 +193,11 @@ class ViewerState:
         self.targetChanged.emit(target)
 
     def update_explain(self, **changes: Any) -> None:
+        """Change explain settings; a new ``method`` without a ``p`` takes that method's default p (as
+        the CLI and ``evaluate`` do: explainlfs 0.3, explainlfs-rel 0.1, a fraction of ‖h‖)."""
+        if "method" in changes and "p" not in changes and changes["method"] != self._v.explain.method \
+                and changes["method"] in P_METHODS:
+            changes["p"] = default_p(changes["method"], self._v.explain.p)
         new = replace(self._v.explain, **changes)
         if new != self._v.explain:
             self._v.explain = new

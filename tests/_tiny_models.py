@@ -77,3 +77,69 @@ def make_pair(model: EmbeddingModel, x1: torch.Tensor, x2: torch.Tensor, xi1: fl
     rng = np.random.default_rng(0)
     gallery = rng.normal(size=(12, 6)).astype(np.float32)
     return PairInput.from_tensors(model, x1, x2, xi1=xi1, gallery=gallery, gallery_labels=np.arange(12) % 3, label2=1)
+
+
+# -- a model with known cell importances (the planted case of tests/test_evaluate.py) -------------------
+
+PLANT_GRID = 8  # cells per side: 4-px blocks at 32 px = the selectivity's 8×8 grid (superpixel 5 on 40)
+PLANT_MEAN = (128 / 255, 128 / 255, 128 / 255)  # grey 128 is exactly 0 after normalisation
+
+
+class PlantedNet(nn.Module):
+    """e = flatten(W_cell · avgpool_4(x)) in normalised space: each 4-px cell is its own block of the
+    embedding, weighted by a fixed positive W_cell. Filling a cell with the mean colour (0 after
+    normalisation, :data:`MEAN_FILL`) zeroes exactly its block, so the cosine's per-cell terms
+    W_c²⟨a1_c, a2_c⟩/(‖e1‖‖e2‖) are the true cell importances under that fill."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("w", torch.exp(1.5 * torch.randn(1, 1, PLANT_GRID, PLANT_GRID, generator=g)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 32 // PLANT_GRID) * self.w
+
+
+class PlantedModel(EmbeddingModel):
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module.features(x)
+
+    def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
+        return fmap.flatten(1)
+
+    def cell_contributions(self, x1: torch.Tensor, x2: torch.Tensor) -> np.ndarray:
+        """The exact per-cell terms of cos(e1, e2) → (8, 8) float64 (they sum to the cosine)."""
+        with torch.no_grad():
+            f = self.forward_features(torch.cat([x1, x2]).to(self.device)).double()
+        e = f.flatten(1)
+        per = (f[0] * f[1]).sum(0) / (e[0].norm() * e[1].norm())
+        return per.cpu().numpy()
+
+
+def planted_model() -> PlantedModel:
+    net = PlantedNet().eval().requires_grad_(False)
+    pre = Preprocessing(input_size=32, resize=None, mean=PLANT_MEAN, std=(0.25, 0.25, 0.25))
+    return PlantedModel(module=net, dim=3 * PLANT_GRID * PLANT_GRID, preprocessing=pre, name="planted")
+
+
+def mean_fill():
+    """The ``fill`` perturbation with the planted model's mean colour (0 in normalised space)."""
+    from lfs_gui.metrics.perturbations import FillPerturbation
+
+    return FillPerturbation(color=PLANT_MEAN)
+
+
+def planted_gallery(n_classes: int = 2, per_class: int = 4, seed: int = 0) -> tuple[list, np.ndarray]:
+    """PIL images (32×32): a random 8×8 colour mosaic per class, each image a noisy copy of it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for c in range(n_classes):
+        base = rng.uniform(0.0, 1.0, (PLANT_GRID, PLANT_GRID, 3))
+        for _ in range(per_class):
+            cells = np.clip(base + rng.normal(0, 0.08, base.shape), 0, 1)
+            arr = np.kron(cells, np.ones((4, 4, 1)))
+            images.append(Image.fromarray((arr * 255).astype(np.uint8)))
+            labels.append(c)
+    return images, np.asarray(labels)

@@ -493,3 +493,90 @@ def test_sheet_export_job_cancels_between_retrievals(demo_session, tmp_path):
     progress = [i for i in items if isinstance(i, Progress)]
     done = [p.done for p in progress]  # a slow method's own progress repeats its panel's count
     assert done == sorted(done) and sorted(set(done)) == list(range(8)) and out.stat().st_size > 0
+
+
+# -- the faithfulness protocol in the app (issue 10): question, order, p defaults, the oracle on request --
+ORACLE_TIMEOUT = 120_000
+
+
+def test_oracle_curve_on_request_next_to_random(qtbot, window):
+    win = window
+    win.controller.curve_delay_ms = 0
+    win.state.update_curve(steps=3, perturbation="fill")  # 64 + 63 + 62 candidate forwards
+    win.select_query(0)
+    with qtbot.waitSignal(win.controller.curveFinished, timeout=ORACLE_TIMEOUT) as finished:
+        _open_pair(qtbot, win, "similar", 0)
+    curves = finished.args[0]
+    button = win.curves.oracleButton
+    assert button.isEnabled() and button.text() == "Oracle curve"
+    ch = win.controller.oracle_channel
+    progress = []
+    ch.item.connect(lambda item: progress.append(item[0]))
+    with qtbot.waitSignal(ch.done, timeout=ORACLE_TIMEOUT):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert button.text() == "Cancel oracle"
+    assert "oracle-progress" in progress and progress[-1] == "oracle-done"
+    assert win.curves.point_count("oracle") == 4 and button.text() == "Oracle curve"
+    oracle = win.controller.last_curves["oracle"]
+    assert oracle.settings["method"] == "oracle" and oracle.settings["target"] == "decision"
+    assert oracle.auc <= min(curves["method"].auc, curves["random"].auc) + 1e-9  # similar pair: lower is better
+    assert "oracle AUC" in win.curves.status.text()
+    # a second request is served from the cache: no candidate forwards
+    progress.clear()
+    with qtbot.waitSignal(ch.done, timeout=30_000):
+        win.controller.toggle_oracle()
+    assert "oracle-progress" not in progress and win.curves.point_count("oracle") == 4
+
+
+def test_oracle_cancel_and_a_new_pair_drop_it(qtbot, window):
+    win = window
+    win.controller.curve_delay_ms = 0
+    win.state.update_curve(steps=20, perturbation="noise", seed=5)
+    win.select_query(1)
+    with qtbot.waitSignal(win.controller.curveFinished, timeout=ORACLE_TIMEOUT):
+        _open_pair(qtbot, win, "similar", 0)
+    ch = win.controller.oracle_channel
+    win.controller.toggle_oracle()
+    qtbot.waitUntil(lambda: win.curves.point_count("oracle") >= 1, timeout=ORACLE_TIMEOUT)
+    with qtbot.waitSignal(ch.cancelled, timeout=ORACLE_TIMEOUT):
+        win.controller.toggle_oracle()  # the button again: cancel
+    assert not ch.is_busy() and win.curves.point_count("oracle") == 0
+    assert win.curves.oracleButton.text() == "Oracle curve"
+    win.controller.toggle_oracle()
+    qtbot.waitUntil(lambda: win.curves.point_count("oracle") >= 1, timeout=ORACLE_TIMEOUT)
+    with qtbot.waitSignal(ch.cancelled, timeout=ORACLE_TIMEOUT):
+        _open_pair(qtbot, win, "similar", 1)  # a new pair cancels it
+    qtbot.waitUntil(lambda: ch.running_threads() == 0, timeout=ORACLE_TIMEOUT)
+
+
+def test_question_order_and_p_defaults_reach_maps_and_curves(qtbot, window):
+    win = window
+    win.controller.curve_delay_ms = 0
+    controls = win.findChild(type(win.curveControls), "curveControls")
+    assert controls is win.curveControls
+    combo = win.findChild(type(win.curveControls.order), "targetCombo")
+    combo.setCurrentIndex(combo.findData("similarity"))
+    assert win.state.explain.target == "similarity"
+    win.curveControls.order.setCurrentIndex(win.curveControls.order.findData("lerf"))
+    assert win.state.curve.order == "lerf"
+    method = win.findChild(type(combo), "methodCombo")
+    method.setCurrentText("explainlfs-rel")
+    assert win.state.explain.p == pytest.approx(0.1)  # its own default, as in the CLI and evaluate
+    method.setCurrentText("explainlfs")
+    assert win.state.explain.p == pytest.approx(0.3)
+    win.state.update_curve(steps=3, perturbation="fill")
+    win.select_query(2)
+    with qtbot.waitSignal(win.controller.curveFinished, timeout=ORACLE_TIMEOUT) as finished:
+        _open_pair(qtbot, win, "similar", 0)
+    c = finished.args[0]
+    assert c["method"].settings["target"] == c["random"].settings["target"] == "similarity"
+    assert c["method"].settings["order"] == c["random"].settings["order"] == "lerf"
+    assert not c["method"].lower_is_better  # LeRF on a similar pair: a good map keeps the similarity up
+    # explainlfs cannot say what makes a dissimilar pair alike: it says so instead of answering
+    failures = []
+    win.controller.explainFailed.connect(failures.append)
+    _open_pair(qtbot, win, "dissimilar", 0)
+    qtbot.waitUntil(lambda: bool(failures), timeout=ORACLE_TIMEOUT)
+    assert "cannot answer target 'similarity'" in failures[-1]
+    win.state.update_explain(target="decision")
+    win.state.update_curve(order="morf", steps=20, perturbation="noise")

@@ -178,7 +178,33 @@ def test_explain_curve_and_curve_data(env) -> None:
     assert rec["curves"]["random"]["auc"] == pytest.approx(s["random_auc"])
     st = {**rec["explanation"], **rec["curves"]["method"]["settings"]}
     assert st["method"] == "explainlfs" and st["perturbation"] == "noise" and st["seed"] == 3 and st["steps"] == 6
-    assert st["target"] == 9 and str(st["query"]) == "2" and st["p"] == 0.3
+    assert st["target_image"] == 9 and str(st["query"]) == "2" and st["p"] == 0.3 and st["target"] == "decision"
+
+
+def test_evaluate_target_orders_bounds_and_device(env) -> None:
+    """``lfs-gui evaluate`` asks every method one target, scores both orders, adds the oracle with --bounds,
+    runs on --device and records all of it; bad grids, devices and targets are exit 2 naming the flag."""
+    import csv as _csv
+
+    base = env["base"]
+    out = base / "eval"
+    rc, stdout, err = run_cli("evaluate", env["index"], "--pairs", 1, "--methods", "grad-sim", "explainlfs",
+                              "--perturbation", "fill", "--steps", 3, "--bounds", "--device", "cpu", "--target",
+                              "similarity", "--oracle-cache", base / "oracle", "--out", out, "--json")
+    assert rc == 0, err
+    rows = list(_csv.DictReader(open(out / "summary.csv", newline="")))
+    assert {r["method"] for r in rows} >= {"grad-sim", "random", "oracle"} and {r["target"] for r in rows} == {"similarity"}
+    assert {r["order"] for r in rows} == {"morf", "lerf", "srg"}
+    assert any(r["gap_closed"] for r in rows if r["method"] == "grad-sim")
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["target"] == "similarity" and settings["device"] == "cpu" and settings["bounds"]["oracle"] == "greedy"
+    assert "explainlfs on dissimilar pairs" in settings["unavailable"]  # it answers the decision only
+    assert "about" in err and "left" in err  # the time-left estimate in the progress line
+    assert list((base / "oracle").glob("*.npz"))  # the oracle's cache
+    for argv, flag in ((["--superpixel", 6], "superpixel 6 does not divide"), (["--steps", 99], "99 steps"),
+                       (["--device", "tpu"], "unknown device"), (["--set", "grad-sim.target=similarity"], "--target")):
+        rc, _, err = run_cli("evaluate", env["index"], "--pairs", 1, "--methods", "random", "--out", base / "e2", *argv)
+        assert rc == 2 and flag in err, err
 
 
 def test_train_decoder_then_explain_with_it(env) -> None:

@@ -274,9 +274,9 @@ def test_curve_data_carries_every_curve_and_its_settings(pair, tmp_path: Path) -
             assert got["steps"] == list(range(6)) and got["auc"] == pytest.approx(c.auc)
             assert got["order"] == [int(v) for v in c.order]
             st = got["settings"]
-            for key in ("steps", "superpixel", "heat_size", "grid", "mode", "perturbation", "seed", "rank_dissimilar"):
+            for key in ("steps", "superpixel", "heat_size", "grid", "mode", "order", "perturbation", "seed", "rank_dissimilar"):
                 assert key in st, key
-            assert st["target"] == 4 and st["query"] == 0 and st["explanation"]["xi1"] == 0.2
+            assert st["target_image"] == 4 and st["target"] == "decision" and st["query"] == 0 and st["explanation"]["xi1"] == 0.2
         assert rec["curves"]["random"]["settings"]["method"] == "random"
         assert rec["curves"]["method"]["label"] == "explainlfs"
         assert rec["explanation"]["p"] == 0.25 and rec["explanation"]["xi2"] == 0.6

@@ -166,22 +166,3 @@ def test_dissimilar_pairs_score_the_gain_whatever_the_sign_of_sim0():
     assert curve.value_name == "sim_k − sim_0" and not curve.lower_is_better
     assert sim0 < 0 and np.isnan(curve.ratios).all()
     assert pair.similarity == pytest.approx(sim0, abs=1e-5)
-
-
-def test_paired_comparison_against_random_by_hand(tmp_path):
-    from lfs_gui.metrics.report import aucs_from_curves_csv, paired_vs_random
-
-    aucs = {
-        ("noise", "similar", "random", 0, 1): 0.9, ("noise", "similar", "m", 0, 1): 0.8,
-        ("noise", "similar", "random", 2, 3): 0.7, ("noise", "similar", "m", 2, 3): 0.75,
-        ("noise", "dissimilar", "random", 4, 5): 0.1, ("noise", "dissimilar", "m", 4, 5): 0.3,
-    }
-    rows = {(r["pair_type"], r["method"]): r for r in paired_vs_random(aucs)}
-    sim = rows[("similar", "m")]
-    assert sim["n"] == 2 and sim["diff_mean"] == pytest.approx(-0.025) and sim["better_fraction"] == 0.5
-    dis = rows[("dissimilar", "m")]
-    assert dis["diff_mean"] == pytest.approx(0.2) and dis["better_fraction"] == 1.0
-    csv_path = tmp_path / "curves.csv"
-    csv_path.write_text("method,pair_type,perturbation,i,j,similarity,auc,step,sim,ratio,value\n"
-                        "m,similar,fill,1,2,0.8,0.93,0,0.8,1,1\nm,similar,fill,1,2,0.8,0.93,1,0.7,0.875,0.875\n")
-    assert aucs_from_curves_csv(csv_path) == {("fill", "similar", "m", 1, 2): 0.93}

@@ -86,7 +86,8 @@ def test_explainlfs_needs_no_model_and_curve_streams(built):
     curve = run_generator(s.iter_curve(0, 5, ex, steps=6), points.append)
     assert [p.step for p in points] == list(range(7))
     assert points[0].ratio == pytest.approx(1.0)
-    assert curve.settings["method"] == "explainlfs" and curve.settings["target"] == 5
+    assert curve.settings["method"] == "explainlfs" and curve.settings["target_image"] == 5
+    assert curve.settings["target"] == ex.target == "decision"  # the question the map and the curve answer
     assert s.model_loaded
 
 

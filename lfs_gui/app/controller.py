@@ -8,7 +8,11 @@
   EMSNN before its class prototypes exist) run on the ``explain`` channel.
 * explanation -> (debounced) the pixel-flipping curve and random's reference curve on the ``curve``
   channel, streamed point by point into the :class:`CurvesPanel`. A new pair cancels the old run and the
-  channel's generation counter drops anything it still emits.
+  channel's generation counter drops anything it still emits. Both curves ask the map's question
+  (``ExplainSettings.target``) in the chosen order (``CurveSettings.order``).
+* the panel's oracle button -> the greedy oracle's curve for the pair on the ``oracle`` channel (long:
+  progress in the status line, the button cancels it), drawn next to random's; a new pair or curve
+  setting cancels it.
 """
 
 from __future__ import annotations
@@ -45,12 +49,13 @@ def _relay(tag: str, gen: Generator[Any, None, Any]) -> Generator[tuple[str, Any
 
 def pair_curves(
     session: Any, query: Any, target: int, explanation: Any, steps: int, perturbation: str, seed: int,
-    random_points: tuple[list[Any], Any] | None, xi1: float | None = None,
+    random_points: tuple[list[Any], Any] | None, xi1: float | None = None, order: str = "morf",
 ) -> Generator[tuple[str, Any], None, None]:
-    """The method's curve, then random's (replayed when cached). Yields ``(tag, CurvePoint)`` and
-    ``(tag + "-done", Curve)`` items; each is a cancel point."""
+    """The method's curve, then random's (replayed when cached), for the map's question and ``order``.
+    Yields ``(tag, CurvePoint)`` and ``(tag + "-done", Curve)`` items; each is a cancel point."""
     curve = yield from _relay(
-        "method", session.iter_curve(query, target, explanation, steps=steps, perturbation=perturbation, seed=seed)
+        "method", session.iter_curve(query, target, explanation, steps=steps, perturbation=perturbation, seed=seed,
+                                     order=order)
     )
     yield ("method-done", curve)
     if random_points is not None:
@@ -59,9 +64,32 @@ def pair_curves(
         yield ("random-done", random_points[1])
         return
     rnd = yield from _relay(
-        "random", session.iter_random_curve(query, target, steps=steps, perturbation=perturbation, seed=seed, xi1=xi1)
+        "random", session.iter_random_curve(query, target, steps=steps, perturbation=perturbation, seed=seed, xi1=xi1,
+                                            question=getattr(explanation, "target", "decision"), order=order)
     )
     yield ("random-done", rnd)
+
+
+def oracle_curve(session: Any, query: Any, target: int, explanation: Any, steps: int, perturbation: str, seed: int,
+                 order: str = "morf") -> Generator[tuple[str, Any], None, None]:
+    """The greedy oracle's curve: ``("oracle-progress", Progress)``, ``("oracle", CurvePoint)`` and
+    ``("oracle-done", Curve)`` items; each is a cancel point."""
+    from lfs_gui.jobs import Progress
+
+    gen = session.iter_oracle_curve(query, target, explanation, steps=steps, perturbation=perturbation, seed=seed,
+                                    order=order)
+    curve = None
+    try:
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as stop:
+                curve = stop.value
+                break
+            yield ("oracle-progress" if isinstance(item, Progress) else "oracle", item)
+    finally:
+        gen.close()
+    yield ("oracle-done", curve)
 
 
 class Controller(QObject):
@@ -77,6 +105,7 @@ class Controller(QObject):
         self.curve_channel = JobChannel("curve", self)
         self.explain_channel = JobChannel("explain", self)
         self.continuity_channel = JobChannel("continuity", self)
+        self.oracle_channel = JobChannel("oracle", self)
         self.auto_open_top = True
         self.curve_delay_ms = 120  # debounce while a slider is dragged
         self._curve_timer = QTimer(self, singleShot=True)
@@ -102,6 +131,9 @@ class Controller(QObject):
         self.continuity_channel.done.connect(self.curves.finish_continuity)
         self.continuity_channel.failed.connect(lambda exc, _tb: self.curves.contStatus.setText(f"failed: {exc}"))
         self.curves.currentChanged.connect(lambda _i: self.start_continuity())
+        self.oracle_channel.item.connect(self._on_oracle_item)
+        self.oracle_channel.failed.connect(self._on_oracle_failed)
+        self.curves.oracleButton.clicked.connect(self.toggle_oracle)
 
     # -- session / query ---------------------------------------------------------------------------
     def _on_session(self, session: Any) -> None:
@@ -141,6 +173,7 @@ class Controller(QObject):
         self._curve_timer.stop()
         self.curve_channel.cancel()
         self.continuity_channel.cancel()
+        self.cancel_oracle()
         self.last_curves = {}
         if st.session is None or st.query is None or st.target is None:
             self.explain_channel.cancel()
@@ -178,6 +211,7 @@ class Controller(QObject):
     def schedule_curve(self) -> None:
         self._curve_timer.stop()
         self.curve_channel.cancel()
+        self.cancel_oracle()
         self.last_curves = {}
         st = self.state
         if st.explanation is None:
@@ -191,15 +225,18 @@ class Controller(QObject):
         if st.session is None or st.query is None or st.target is None or st.explanation is None:
             return None
         cs = st.curve
-        key = (self._query_key(), st.target, cs.steps, cs.perturbation, cs.seed, st.explain.xi1)
+        key = (self._query_key(), st.target, cs.steps, cs.perturbation, cs.seed, st.explain.xi1, cs.order,
+               getattr(st.explanation, "target", "decision"))
         cached = self._random_cache.get(key)
         self.curves.reset(st.explain.method, cs.steps, "computing…")
         self.curves.set_pair_type(bool(st.explanation.similar))
+        self.curves.set_order(cs.order)
         self._random_points = []
         self._curves = {}
         self._random_key = key
         sess, q, t, e, xi1 = st.session, st.query.key, st.target, st.explanation, st.explain.xi1
-        gen = self.curve_channel.start(lambda: pair_curves(sess, q, t, e, cs.steps, cs.perturbation, cs.seed, cached, xi1))
+        gen = self.curve_channel.start(
+            lambda: pair_curves(sess, q, t, e, cs.steps, cs.perturbation, cs.seed, cached, xi1, cs.order))
         self.start_continuity()
         return gen
 
@@ -238,6 +275,46 @@ class Controller(QObject):
     def _on_curve_failed(self, exc: Any, _tb: str) -> None:
         self.curves.status.setText(f"curve failed: {exc}")
 
+    # -- the oracle (on request) -------------------------------------------------------------------
+    def toggle_oracle(self) -> int | None:
+        """Start the oracle's curve for the current pair, or cancel it if it is running."""
+        if self.oracle_channel.is_busy():
+            self.cancel_oracle()
+            self.curves.status.setText("oracle cancelled")
+            return None
+        return self.start_oracle()
+
+    def start_oracle(self) -> int | None:
+        st = self.state
+        if st.session is None or st.query is None or st.target is None or st.explanation is None:
+            return None
+        cs = st.curve
+        self.curves.reset_oracle(running=True)
+        sess, q, t, e = st.session, st.query.key, st.target, st.explanation
+        return self.oracle_channel.start(lambda: oracle_curve(sess, q, t, e, cs.steps, cs.perturbation, cs.seed, cs.order))
+
+    def cancel_oracle(self) -> None:
+        if self.oracle_channel.is_busy():
+            self.oracle_channel.cancel()
+        self.curves.reset_oracle(running=False)
+
+    def _on_oracle_item(self, item: tuple[str, Any]) -> None:
+        tag, value = item
+        if tag == "oracle-progress":
+            self.curves.status.setText(f"oracle (greedy, {value.total} candidate forwards): {value.message} "
+                                       f"{value.done}/{value.total}")
+        elif tag == "oracle-done":
+            self.curves.finish("oracle", value)
+            self.curves.reset_oracle(running=False, keep=True)
+            self.last_curves = {**self.last_curves, "oracle": value}
+            self.curves.status.setText(self._summary() + (f" · oracle AUC {value.auc:.3f}" if value is not None else ""))
+        else:
+            self.curves.add_point("oracle", value)
+
+    def _on_oracle_failed(self, exc: Any, _tb: str) -> None:
+        self.curves.reset_oracle(running=False, keep=True)
+        self.curves.status.setText(f"oracle failed: {exc}")
+
     # -- continuity --------------------------------------------------------------------------------
     def start_continuity(self) -> int | None:
         st = self.state
@@ -252,12 +329,12 @@ class Controller(QObject):
     # -- shutdown ----------------------------------------------------------------------------------
     def cancel_all(self) -> None:
         self._curve_timer.stop()
-        for ch in (self.curve_channel, self.explain_channel, self.continuity_channel):
+        for ch in (self.curve_channel, self.explain_channel, self.continuity_channel, self.oracle_channel):
             ch.cancel()
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
         self._curve_timer.stop()
         ok = True
-        for ch in (self.curve_channel, self.explain_channel, self.continuity_channel):
+        for ch in (self.curve_channel, self.explain_channel, self.continuity_channel, self.oracle_channel):
             ok = ch.shutdown(timeout_ms) and ok
         return ok

@@ -62,8 +62,10 @@ def train_decoder_job(session: Any, out: str | Path, kind: str = "dense", epochs
 
 def evaluate_job(session: Any, out: str | Path, pairs: int = 10, perturbations: tuple[str, ...] = ("noise", "fill"),
                  methods: list[str] | None = None, xi1: float | None = None,
-                 method_settings: dict | None = None) -> Generator[Any, None, Path]:
-    """``lfs-gui evaluate`` on the open session; partial results are written if it is cancelled."""
+                 method_settings: dict | None = None, target: str = "decision",
+                 bounds: bool = False) -> Generator[Any, None, Path]:
+    """``lfs-gui evaluate`` on the open session (the window's ξ1 and question ``target``; ``bounds``
+    adds the greedy oracle); partial results are written if it is cancelled."""
     from lfs_gui.metrics.evaluate import Evaluation
     from lfs_gui.metrics.report import write_report
 
@@ -72,7 +74,7 @@ def evaluate_job(session: Any, out: str | Path, pairs: int = 10, perturbations: 
     ev = Evaluation(
         session.model, session.decoder, session.gallery.paths, session.embeddings, labels, methods=methods,
         n_pairs=pairs, perturbations=list(perturbations), xi1=session.suggested_xi1() if xi1 is None else xi1,
-        method_settings=method_settings or {"rise-sim": {"n_masks": 100}},
+        method_settings=method_settings or {"rise-sim": {"n_masks": 100}}, target=target, bounds=bounds,
     )
     complete = False
     try:

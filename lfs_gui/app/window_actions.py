@@ -117,6 +117,7 @@ class WindowActions:
         if self._build_busy():
             return None
         options.setdefault("xi1", self.state.explain.xi1)
+        options.setdefault("target", self.state.explain.target)
         self.jobLabel.setText("evaluating the explainers…")
         return self.build_channel.start(lambda: evaluate_job(session, out, pairs, **options))
 

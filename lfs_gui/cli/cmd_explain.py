@@ -40,8 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="without INDEX: the model file (default: the demo model, with the demo's decoder); with "
                              "INDEX: the model that built it, if the file moved (another model is refused)")
     parser.add_argument("--method", default="explainlfs", help="explanation method (default explainlfs)")
+    parser.add_argument("--question", choices=["decision", "similarity"], default="decision",
+                        help="what the map (and curve) answers: decision (default; what makes the pair similar, or "
+                             "dissimilar) or similarity (what makes the two alike)")
     parser.add_argument("--decoder", default=None, metavar="D", help="decoder file (default: the index's own)")
-    parser.add_argument("--p", type=float, default=0.3, help="ExplainLFS perturbation size p (default 0.3)")
+    parser.add_argument("--p", type=float, default=None,
+                        help="ExplainLFS perturbation size p (default: the method's own, as in the app and evaluate: "
+                             "0.3 for explainlfs, 0.1 for explainlfs-rel)")
     parser.add_argument("--xi1", type=float, default=None,
                         help="similar/dissimilar threshold on cosine (default: suggested for this gallery)")
     parser.add_argument("--xi2", type=float, default=0.7, help="mask threshold on the heat map (default 0.7)")
@@ -125,9 +130,11 @@ def _run(args: argparse.Namespace) -> int:
     else:
         session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=device,
                                **index_overrides(args))
-    settings: dict[str, Any] = {"p": args.p, "seed": args.seed}
+    settings: dict[str, Any] = {"seed": args.seed}
+    if args.p is not None:
+        settings["p"] = args.p
     t0 = time.perf_counter()
-    ex = session.explain(query, target, args.method, xi1=xi1, xi2=args.xi2, **settings)
+    ex = session.explain(query, target, args.method, xi1=xi1, xi2=args.xi2, question=args.question, **settings)
     t_explain = time.perf_counter() - t0
     curve = rnd = None
     interrupted = False
@@ -138,7 +145,8 @@ def _run(args: argparse.Namespace) -> int:
             if args.random_curve:
                 rnd = progress_bar(session.iter_random_curve(query, target, steps=args.steps,
                                                              perturbation=args.perturbation, seed=args.seed,
-                                                             xi1=ex.settings.get("xi1")), desc="random curve")
+                                                             xi1=ex.settings.get("xi1"), question=ex.target),
+                                   desc="random curve")
         except KeyboardInterrupt:
             interrupted = True  # keep what is done: the figure without the unfinished curve(s)
             print("lfs-gui explain: interrupted during the curve; writing the figure without it", file=sys.stderr)

@@ -17,6 +17,15 @@ Conventions
 * ``cost`` counts rows (images or embeddings), not batches: ``model_forwards`` images pushed
   forward through the model (or its head), ``model_backwards`` images back-propagated,
   ``decoder_calls`` embeddings decoded (a Jacobian–vector product counts as one).
+* **Target** (setting ``target`` of every explainer, default ``"decision"``): the question the map
+  answers. ``"similarity"``: what makes the two images alike (the score explained is the cosine s);
+  ``"decision"``: what drives the similar/dissimilar decision (s for a similar pair, −s for a
+  dissimilar one). On a similar pair both are the same question. A method that cannot answer the
+  asked target on a pair raises :class:`TargetUnavailable` instead of answering another question
+  (ExplainLFS' R = d̄ on a dissimilar pair marks what makes the two *different*: it answers only
+  ``decision``). :func:`target_sign` gives the sign of s in the target's score.
+* **Device**: model-side methods run where the model is (``model.device``); inputs are moved
+  there and results come back as numpy.
 """
 
 from __future__ import annotations
@@ -41,8 +50,30 @@ split (``forward_features``/``forward_head``); an affine head after global avera
 (``linear_head()``); gallery embeddings with labels (class prototypes)."""
 
 
+TARGETS = ("similarity", "decision")
+"""The questions a map can answer (see the module docstring); ``decision`` is the default everywhere."""
+
+DEFAULT_TARGET = "decision"
+
+
 class ExplainerUnavailable(ValueError):
     """A method's needs are not met (no decoder, no feature split, no gallery labels ...)."""
+
+
+class TargetUnavailable(ExplainerUnavailable):
+    """The method cannot answer the asked target on this pair (it would answer another question)."""
+
+
+def check_target(target: str) -> str:
+    """``target`` if it is one of :data:`TARGETS`, else a ValueError naming the choices."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    return target
+
+
+def target_sign(target: str, similar: bool) -> float:
+    """+1 when the target's score is the similarity s, −1 when it is −s (``decision`` on a dissimilar pair)."""
+    return -1.0 if check_target(target) == "decision" and not similar else 1.0
 
 
 @dataclass(frozen=True)
@@ -82,14 +113,17 @@ class PairInput:
         x1 = x1 if x1.dim() == 4 else x1.unsqueeze(0)
         x2 = x2 if x2.dim() == 4 else x2.unsqueeze(0)
         with torch.inference_mode():
-            h = model.embed_tensor(torch.cat([x1, x2])).float().cpu().numpy()
+            h = model.embed_tensor(torch.cat([x1, x2]).to(model.device)).float().cpu().numpy()
         h1, h2 = np.ascontiguousarray(h[0]), np.ascontiguousarray(h[1])
         return cls(h1=h1, h2=h2, similarity=cosine(h1, h2), xi1=xi1, x1=x1, x2=x2, **context)
 
-    def require_tensors(self, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def require_tensors(self, method: str, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x1, x2)`` (on ``device`` when given); :class:`ExplainerUnavailable` if the pair has none."""
         if self.x1 is None or self.x2 is None:
             raise ExplainerUnavailable(f"{method} needs the model-input tensors x1, x2 of the pair")
-        return self.x1, self.x2
+        if device is None:
+            return self.x1, self.x2
+        return self.x1.to(device), self.x2.to(device)
 
 
 @dataclass(frozen=True)
@@ -107,6 +141,7 @@ class HeatPair:
     ``cost`` counts rows (see the module docstring); ``extras`` holds method-specific material
     (ExplainLFS: ``relevance``, the perturbed reconstructions ``recon1_p``/``recon2_p``;
     sim-decomp: signed contributions; EMSNN: the prototypes).
+    ``target`` is the question the maps answer (:data:`TARGETS`).
     """
 
     method: str
@@ -121,6 +156,7 @@ class HeatPair:
     mask2: np.ndarray | None = None
     recon1: np.ndarray | None = None
     recon2: np.ndarray | None = None
+    target: str = DEFAULT_TARGET
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -153,6 +189,11 @@ def unit_map(a: np.ndarray | torch.Tensor) -> np.ndarray:
     return ((arr - lo) / (hi - lo)).astype(np.float32)
 
 
+def accumulate_dtype(device: torch.device | str) -> torch.dtype:
+    """float64 for sums and cosines, except on MPS, which has no float64 (float32 there)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
 def pair_seed(seed: int, *arrays: np.ndarray) -> np.random.SeedSequence:
     """A seed sequence from ``seed`` and the bytes of the pair, so a seeded method is a pure function of its input."""
     import zlib
@@ -166,20 +207,27 @@ def pair_seed(seed: int, *arrays: np.ndarray) -> np.random.SeedSequence:
 class Explainer(ABC):
     """Base class of all pair explainers.
 
-    Subclasses set ``name`` and ``needs`` (a subset of :data:`NEEDS`), take their settings as
-    keyword arguments in ``__init__`` (stored by :meth:`_store`), and implement :meth:`explain` or,
-    for long methods, :meth:`iter_explain`. ``model``/``decoder`` are attached by
+    Subclasses set ``name``, ``needs`` (a subset of :data:`NEEDS`) and ``targets`` (the targets they
+    can answer on a *dissimilar* pair; on a similar pair every target is the same question), take
+    their settings as keyword arguments in ``__init__`` (``target`` among them, passed on to this
+    constructor; others stored by :meth:`_store`), and implement :meth:`_explain` or, for long
+    methods, :meth:`_iter_explain`. ``model``/``decoder`` are attached by
     :func:`lfs_gui.explain.registry.make_explainer`, which checks ``needs`` first.
     """
 
     name: ClassVar[str] = "base"
     needs: ClassVar[frozenset[str]] = frozenset()
     summary: ClassVar[str] = ""
+    targets: ClassVar[frozenset[str]] = frozenset(TARGETS)
+    why_not_similarity: ClassVar[str] = ""
+    """For methods without ``similarity`` in ``targets``: why their map of a dissimilar pair is not an
+    answer to "what makes the two alike" (shown in the :class:`TargetUnavailable` message)."""
 
-    def __init__(self, model: EmbeddingModel | None = None, decoder: Any = None) -> None:
+    def __init__(self, model: EmbeddingModel | None = None, decoder: Any = None, *, target: str = DEFAULT_TARGET) -> None:
         self.model = model
         self.decoder = decoder
-        self._settings: dict[str, Any] = {}
+        self.target = check_target(target)
+        self._settings: dict[str, Any] = {"target": self.target}
 
     def _store(self, **settings: Any) -> None:
         self._settings.update(settings)
@@ -188,19 +236,41 @@ class Explainer(ABC):
         """JSON-able settings, with the method name, enough to rebuild the explainer."""
         return {"method": self.name, **self._settings}
 
+    def answers(self, similar: bool) -> bool:
+        """Whether this explainer answers its ``target`` on a pair of this type."""
+        return bool(similar) or self.target in self.targets
+
+    def check_pair(self, pair: PairInput) -> None:
+        """Raise :class:`TargetUnavailable` when :meth:`answers` is False for ``pair``."""
+        if not self.answers(pair.similar):
+            other = sorted(self.targets)
+            raise TargetUnavailable(
+                f"{self.name} cannot answer target {self.target!r} on a dissimilar pair "
+                f"(similarity {pair.similarity:.3f} <= xi1 {pair.xi1:.3f}); it answers {', '.join(other) or 'nothing'} there"
+                + (f": {self.why_not_similarity}" if self.why_not_similarity else ""))
+
+    def sign(self, pair: PairInput) -> float:
+        """The sign of the cosine in the score this explainer explains for ``pair`` (:func:`target_sign`)."""
+        return target_sign(self.target, pair.similar)
+
     def explain(self, pair: PairInput) -> HeatPair:
-        """Explain ``pair``; default drives :meth:`iter_explain` to completion."""
+        """Explain ``pair``; drives :meth:`iter_explain` to completion."""
         return run_generator(self.iter_explain(pair))
 
     def iter_explain(self, pair: PairInput) -> Generator[Progress, None, HeatPair]:
-        """Generator form: yields progress, returns the :class:`HeatPair`. Default: one step."""
+        """Generator form: checks the target, yields progress, returns the :class:`HeatPair`."""
+        self.check_pair(pair)
+        return (yield from self._iter_explain(pair))
+
+    def _iter_explain(self, pair: PairInput) -> Generator[Progress, None, HeatPair]:
+        """Long methods override this (each yield a cancel point). Default: :meth:`_explain` in one step."""
         result = self._explain(pair)
         yield Progress(1, 1, self.name)
         return result
 
     @abstractmethod
     def _explain(self, pair: PairInput) -> HeatPair:
-        """The method itself (subclasses that override :meth:`iter_explain` may raise here)."""
+        """The method itself (subclasses that override :meth:`_iter_explain` may raise here)."""
 
     def _result(self, pair: PairInput, heat1: np.ndarray, heat2: np.ndarray, cost: dict[str, int], **extras: Any) -> HeatPair:
         """A :class:`HeatPair` of this method with its settings (reconstructions and masks: ``replace``)."""
@@ -213,6 +283,7 @@ class Explainer(ABC):
             cost=cost,
             settings=self.settings(),
             extras=extras,
+            target=self.target,
         )
 
     def __repr__(self) -> str:

@@ -68,7 +68,8 @@ def decode(decoder: DecoderLike, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             param = next(decoder.parameters(), None)
             dtype = param.dtype if param is not None else torch.float32
-            out = decoder(torch.from_numpy(batch).to(dtype))
+            device = param.device if param is not None else torch.device("cpu")
+            out = decoder(torch.from_numpy(batch).to(device, dtype))
         return out.float().cpu().numpy()
     return np.asarray(decoder(batch), dtype=np.float32)
 

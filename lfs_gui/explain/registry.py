@@ -120,6 +120,18 @@ def make_explainer(name: str, *, model: EmbeddingModel | None = None, decoder: A
         raise ValueError(f"{name}: bad settings {settings}: {exc}") from exc
 
 
+def default_settings(name: str) -> dict[str, Any]:
+    """The constructor defaults of method ``name`` (``target`` included): the one source of every
+    default the GUI, the CLI and ``evaluate`` use (e.g. the p slider takes ``default_settings(m)["p"]``)."""
+    try:
+        cls = EXPLAINERS[name]
+    except KeyError:
+        raise ExplainerUnavailable(f"unknown method {name!r}; choose one of {sorted(EXPLAINERS)}") from None
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p.default for k, p in params.items()
+            if k not in ("self", "model", "decoder") and p.default is not inspect.Parameter.empty}
+
+
 def available_methods(model: EmbeddingModel | None, decoder: Any, gallery: bool = True,
                       model_pending: bool = False) -> list[str]:
     """Registered names whose needs are met (:func:`missing_needs`), in registry order

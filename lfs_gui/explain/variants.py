@@ -23,6 +23,8 @@ correlate across unrelated pairs.
 * ``explainlfs-multi`` — the relative map averaged over several fractions p (default 0.025, 0.05,
   0.1, 0.2): maps that only appear at one step size (saturation of the sigmoid, a decoder's
   idiosyncrasy) are damped, structure present at every scale is kept. One batch of 2 + 2·len(ps).
+
+Like the published method they answer only the ``decision`` target on a dissimilar pair (R = d̄).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from lfs_gui.explain.base import Explainer, HeatPair, PairInput, make_cost, unit_map
+from lfs_gui.explain.base import DEFAULT_TARGET, Explainer, HeatPair, PairInput, make_cost, unit_map
+from lfs_gui.explain.baselines.explainlfs_adapter import DECISION_ONLY, WHY_DECISION_ONLY
 from lfs_gui.explain.explainlfs import decode, relevance
 
 
@@ -54,9 +57,11 @@ class ExplainLFSJVPExplainer(Explainer):
     name = "explainlfs-jvp"
     needs = frozenset({"decoder"})
     summary = "ExplainLFS, p → 0 limit: |J_g(h)·R| via one Jacobian–vector product"
+    targets = DECISION_ONLY
+    why_not_similarity = WHY_DECISION_ONLY
 
-    def __init__(self, model=None, decoder=None, *, fd_step: float = 1e-3) -> None:
-        super().__init__(model, decoder)
+    def __init__(self, model=None, decoder=None, *, fd_step: float = 1e-3, target: str = DEFAULT_TARGET) -> None:
+        super().__init__(model, decoder, target=target)
         self.fd_step = float(fd_step)
         self._store(fd_step=self.fd_step)
 
@@ -66,11 +71,12 @@ class ExplainLFSJVPExplainer(Explainer):
         if isinstance(dec, torch.nn.Module):
             param = next(dec.parameters(), None)
             dtype = param.dtype if param is not None else torch.float32
-            primal = torch.from_numpy(np.ascontiguousarray(hs)).to(dtype)
-            tangent = torch.from_numpy(np.repeat(r[None], len(hs), axis=0)).to(dtype)
+            device = param.device if param is not None else torch.device("cpu")
+            primal = torch.from_numpy(np.ascontiguousarray(hs)).to(device, dtype)
+            tangent = torch.from_numpy(np.repeat(r[None], len(hs), axis=0)).to(device, dtype)
             with torch.no_grad():
                 out, jr = torch.func.jvp(dec, (primal,), (tangent,))
-            return out.double().numpy(), jr.double().numpy()
+            return out.cpu().double().numpy(), jr.cpu().double().numpy()
         # Numpy decoder: central finite difference along the unit direction of R.
         rn = float(np.linalg.norm(r)) or 1.0
         step = self.fd_step * max(float(np.linalg.norm(hs, axis=1).max()), 1e-12)
@@ -96,9 +102,11 @@ class ExplainLFSRelExplainer(Explainer):
     name = "explainlfs-rel"
     needs = frozenset({"decoder"})
     summary = "ExplainLFS with p relative to the embedding's norm"
+    targets = DECISION_ONLY
+    why_not_similarity = WHY_DECISION_ONLY
 
-    def __init__(self, model=None, decoder=None, *, p: float = 0.1) -> None:
-        super().__init__(model, decoder)
+    def __init__(self, model=None, decoder=None, *, p: float = 0.1, target: str = DEFAULT_TARGET) -> None:
+        super().__init__(model, decoder, target=target)
         if not np.isfinite(p) or p == 0:
             raise ValueError(f"p must be finite and non-zero, got {p}")
         self.ps: tuple[float, ...] = (float(p),)
@@ -126,8 +134,9 @@ class ExplainLFSMultiExplainer(ExplainLFSRelExplainer):
     name = "explainlfs-multi"
     summary = "ExplainLFS with relative p, averaged over several step sizes"
 
-    def __init__(self, model=None, decoder=None, *, ps: Sequence[float] = (0.025, 0.05, 0.1, 0.2)) -> None:
-        Explainer.__init__(self, model, decoder)
+    def __init__(self, model=None, decoder=None, *, ps: Sequence[float] = (0.025, 0.05, 0.1, 0.2),
+                 target: str = DEFAULT_TARGET) -> None:
+        Explainer.__init__(self, model, decoder, target=target)
         ps = tuple(float(p) for p in ps)
         if not ps or not all(np.isfinite(p) and p != 0 for p in ps):
             raise ValueError(f"ps must be a non-empty list of finite non-zero fractions, got {ps}")

@@ -127,6 +127,11 @@ def query_recall(labels: Sequence[int | None] | np.ndarray, query_label: int | N
     return {int(k): float(rel[: int(k)].any()) for k in ks}
 
 
+XI1_DECIMALS = 2
+"""ξ1 has one value and one rounding everywhere (the app's slider step is 0.01; the CLI, evaluate and the
+app all take this function's value as is)."""
+
+
 def suggest_xi1(emb: np.ndarray, labels: Sequence[int | None] | np.ndarray | None, max_items: int = 2000,
                 seed: int = 0) -> float:
     """The similar/dissimilar threshold ξ1 for a model: the cosine that best separates same-class from
@@ -155,4 +160,4 @@ def suggest_xi1(emb: np.ndarray, labels: Sequence[int | None] | np.ndarray | Non
     neg = np.sort(s[~same])
     tpr = 1.0 - np.searchsorted(pos, cand, side="right") / len(pos)
     tnr = np.searchsorted(neg, cand, side="right") / len(neg)
-    return float(round(cand[int(np.argmax(tpr + tnr))], 3))
+    return float(round(float(cand[int(np.argmax(tpr + tnr))]), XI1_DECIMALS))

@@ -2,21 +2,23 @@
 
 Files (all written atomically, so a partial run leaves complete files):
 
-* ``summary.csv`` — ``method, pair_type, n, auc_mean, auc_ci95, ms_per_explanation, model_calls``
-  then ``perturbation, direction, decoder_calls, auc_sim_mean``;
-* ``summary.md`` — the same as a Markdown table, with the score directions spelled out, then the
-  paired comparison against ``random``;
-* ``paired.csv`` — each method against ``random`` on the same pairs: mean AUC difference ± 95 % CI
-  and the fraction of pairs where it scored better;
-* ``curves.csv`` — long format, one row per method × pair × perturbation × step (sim, ratio, value);
-* ``mean_curves_<perturbation>.png`` / ``.svg`` — the mean scored curve per method with a 95 % band:
-  sim_k/sim_0 for similar pairs, sim_k − sim_0 for dissimilar ones (matplotlib Agg canvas, no Qt);
-* ``settings.json`` — everything needed to rerun it.
+* ``summary.csv`` — :data:`~lfs_gui.metrics.summary.SUMMARY_COLUMNS`: target, perturbation, mode,
+  order (morf / lerf / srg), pair type, method, n, n_undefined, AUC mean ± 95 % CI, direction, the
+  paired difference to ``random`` (± CI, fraction of pairs better), gap closed ± CI (with the
+  oracle), cost;
+* ``summary.md`` — the same as Markdown tables with the protocol and score directions spelled out;
+* ``paired.csv`` — the paired columns only (method against ``random`` and the oracle, per setting);
+* ``curves.csv`` (``curves.csv.gz`` with ``compress=True``) — long format, one row per method × pair ×
+  curve setting × step: sim, ratio, value, the cell perturbed at that step, the noise digest;
+* ``mean_curves_<perturbation>_<mode>_<order>.png`` / ``.svg`` — mean scored curve per method with a
+  95 % band: sim_k/sim_0 for similar pairs, sim_k − sim_0 for dissimilar ones (matplotlib Agg, no Qt);
+* ``settings.json`` — everything needed to rerun it (target included).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import logging
@@ -29,12 +31,16 @@ import numpy as np
 
 from lfs_gui.jobs import atomic_path, atomic_write_bytes
 from lfs_gui.metrics.auc import mean_ci95
-from lfs_gui.metrics.evaluate import CurveRecord, summarize
+from lfs_gui.metrics.evaluate import CurveRecord
+from lfs_gui.metrics.oracle import ORACLE
+from lfs_gui.metrics.summary import SUMMARY_COLUMNS, summarize
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = ["method", "pair_type", "n", "auc_mean", "auc_ci95", "ms_per_explanation", "model_calls",
-                   "perturbation", "direction", "decoder_calls", "auc_sim_mean"]
+PAIRED_COLUMNS = ["target", "perturbation", "mode", "order", "pair_type", "method", "n", "vs_random_mean", "vs_random_ci95",
+                  "better_than_random", "gap_closed", "gap_closed_ci95"]
+CURVE_COLUMNS = ["method", "target", "perturbation", "mode", "order", "pair_type", "pair", "i", "j", "similarity", "sim0",
+                 "auc", "noise", "step", "cell", "sim", "ratio", "value"]
 
 
 def _csv_bytes(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
@@ -46,34 +52,53 @@ def _csv_bytes(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bytes:
     return buf.getvalue().encode()
 
 
-def _fmt(v: float, digits: int = 3) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+def _fmt(v: Any, digits: int = 3, sign: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The summary as Markdown, sorted by perturbation, pair type and AUC in its good direction."""
-    lines = [
-        "| perturbation | pair type | method | n | AUC (mean ± 95% CI) | better | ms / explanation | model calls | decoder calls |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    def key(r: dict[str, Any]) -> tuple:
-        a = r["auc_mean"] if not math.isnan(r["auc_mean"]) else float("inf")
-        return (r["perturbation"], r["pair_type"] != "similar", a if r["direction"] == "lower" else -a)
-    for r in sorted(rows, key=key):
-        lines.append(
-            f"| {r['perturbation']} | {r['pair_type']} | {r['method']} | {r['n']} | {_fmt(r['auc_mean'])} ± {_fmt(r['auc_ci95'])} "
-            f"| {r['direction']} | {_fmt(r['ms_per_explanation'], 1)} | {_fmt(r['model_calls'], 0)} | {_fmt(r['decoder_calls'], 0)} |"
-        )
-    return "\n".join(lines) + "\n"
+def _pm(mean: Any, ci: Any, digits: int = 3, sign: bool = False) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{_fmt(mean, digits, sign)} ± {_fmt(ci, digits)}"
 
 
-def plot_mean_curves(records: Sequence[CurveRecord], perturbation: str, out_stem: Path) -> list[Path]:
-    """Mean scored curves (± 95 % CI) per method for one perturbation → ``out_stem``.png and .svg:
-    sim_k/sim_0 for similar pairs, sim_k − sim_0 for dissimilar ones."""
+ORDER_TITLES = {"morf": "most relevant first (MoRF)", "lerf": "least relevant first (LeRF)",
+                "srg": "symmetric relevance gain = LeRF − MoRF, signed so that higher is better"}
+
+
+def markdown_tables(rows: Sequence[dict[str, Any]]) -> str:
+    """One table per target × perturbation × mode × order, similar pairs first."""
+    out: list[str] = []
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["target"], r["perturbation"], r["mode"], r["order"]), []).append(r)
+    for (target, pert, mode, order), rs in groups.items():
+        out.append(f"### target {target} · {pert} · {mode} · {ORDER_TITLES.get(order, order)}\n")
+        out.append("| pair type | method | n (undef.) | AUC ± 95% CI | better | − random (paired) | better than random on "
+                   "| gap closed ± 95% CI | ms / expl. | model calls |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in rs:
+            und = f" ({r['n_undefined']})" if r.get("n_undefined") else ""
+            better = r.get("better_than_random")
+            out.append(
+                f"| {r['pair_type']} | {r['method']} | {r['n']}{und} | {_pm(r['auc_mean'], r['auc_ci95'])} | {r['direction']} "
+                f"| {_pm(r.get('vs_random_mean'), r.get('vs_random_ci95'), 4, sign=True)} "
+                f"| {'–' if better is None or math.isnan(better) else f'{100 * better:.0f}%'} "
+                f"| {_pm(r.get('gap_closed'), r.get('gap_closed_ci95'), 2, sign=False)} "
+                f"| {_fmt(r.get('ms_per_explanation'), 1)} | {_fmt(r.get('model_calls'), 0)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def plot_mean_curves(records: Sequence[CurveRecord], perturbation: str, out_stem: Path, mode: str = "deletion",
+                     order: str = "morf") -> list[Path]:
+    """Mean scored curves (± 95 % CI) per method for one curve setting → ``out_stem``.png and .svg."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    recs = [r for r in records if r.perturbation == perturbation]
+    recs = [r for r in records if r.perturbation == perturbation and r.mode == mode and r.order == order]
     if not recs:
         return []
     fig = Figure(figsize=(10, 4), constrained_layout=True)
@@ -89,11 +114,13 @@ def plot_mean_curves(records: Sequence[CurveRecord], perturbation: str, out_stem
             mean = np.array([s[0] for s in stats])
             ci = np.nan_to_num(np.array([s[1] for s in stats]))
             x = np.arange(k)
-            ax.plot(x, mean, label=f"{m} (n={len(curves)})", lw=1.8 if m.startswith("explainlfs") else 1.2,
-                    ls="--" if m == "random" else "-")
+            style = {"random": "--", ORACLE: ":"}.get(m, "-")
+            ax.plot(x, mean, label=f"{m} (n={len(curves)})", lw=1.8 if m.startswith("explainlfs") or m == ORACLE else 1.2,
+                    ls=style, color="k" if m == ORACLE else None)
             ax.fill_between(x, mean - ci, mean + ci, alpha=0.15)
-        ax.set_title(f"{ptype} pairs — {perturbation}")
-        ax.set_xlabel("superpixels perturbed")
+        target = recs[0].target
+        ax.set_title(f"{ptype} pairs — {perturbation}, {mode}, {order.upper()} (target {target})", fontsize=9)
+        ax.set_xlabel("superpixels perturbed" if mode == "deletion" else "superpixels restored")
         ax.set_ylabel("sim_k / sim_0" if ptype == "similar" else "sim_k − sim_0")
         ax.grid(alpha=0.3)
         if methods:
@@ -107,103 +134,73 @@ def plot_mean_curves(records: Sequence[CurveRecord], perturbation: str, out_stem
     return paths
 
 
-PAIRED_COLUMNS = ["perturbation", "pair_type", "method", "n", "diff_mean", "diff_ci95", "better_fraction"]
-
-
-def paired_vs_random(aucs: dict[tuple[str, str, str, int, int], float]) -> list[dict[str, Any]]:
-    """Each method against ``random`` on the *same* pairs and noise: the mean AUC difference (± 95 % CI)
-    and the fraction of pairs where the method's curve scored better (lower AUC for similar pairs,
-    higher for dissimilar ones). ``aucs`` maps (perturbation, pair_type, method, i, j) to the AUC.
-
-    Paired differences are far tighter than the per-method CIs of the summary, because pairs differ
-    much more from each other than methods do on one pair.
-    """
-    groups: dict[tuple[str, str], dict[str, dict[tuple[int, int], float]]] = {}
-    for (pert, ptype, method, i, j), auc in aucs.items():
-        groups.setdefault((pert, ptype), {}).setdefault(method, {})[(i, j)] = auc
+def curve_rows(records: Sequence[CurveRecord]) -> list[dict[str, Any]]:
     rows = []
-    for (pert, ptype), by_method in sorted(groups.items()):
-        base = by_method.get("random")
-        if base is None:
-            continue
-        for method, vals in by_method.items():
-            if method == "random":
-                continue
-            keys = sorted(set(vals) & set(base))
-            diff = np.array([vals[k] - base[k] for k in keys], np.float64)
-            diff = diff[np.isfinite(diff)]
-            if diff.size == 0:
-                continue
-            m, ci = mean_ci95(diff)
-            better = diff < 0 if ptype == "similar" else diff > 0
-            rows.append({"perturbation": pert, "pair_type": ptype, "method": method, "n": int(diff.size),
-                         "diff_mean": m, "diff_ci95": ci, "better_fraction": float(better.mean())})
-    rows.sort(key=lambda r: (r["perturbation"], r["pair_type"] != "similar",
-                             r["diff_mean"] if r["pair_type"] == "similar" else -r["diff_mean"]))
+    for r in records:
+        for step, (s, q, v) in enumerate(zip(r.sims, r.ratios, r.values or r.ratios)):
+            rows.append({"method": r.method, "target": r.target, "perturbation": r.perturbation, "mode": r.mode,
+                         "order": r.order, "pair_type": r.pair_type, "pair": r.pair, "i": r.i, "j": r.j,
+                         "similarity": r.similarity, "sim0": r.sim0, "auc": r.auc, "noise": r.noise, "step": step,
+                         "cell": r.cells[step - 1] if 0 < step <= len(r.cells) else -1,  # perturbed (restored) at this step
+                         "sim": s, "ratio": q, "value": v})
     return rows
 
 
-def paired_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| perturbation | pair type | method | n | AUC − random's (mean ± 95% CI) | better than random on |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['perturbation']} | {r['pair_type']} | {r['method']} | {r['n']} | "
-                     f"{r['diff_mean']:+.4f} ± {r['diff_ci95']:.4f} | {100 * r['better_fraction']:.0f}% |")
-    return "\n".join(lines) + "\n"
-
-
-def aucs_from_records(records: Sequence[CurveRecord]) -> dict[tuple[str, str, str, int, int], float]:
-    return {(r.perturbation, r.pair_type, r.method, int(r.i), int(r.j)): float(r.auc) for r in records}
-
-
-def aucs_from_curves_csv(path: str | Path) -> dict[tuple[str, str, str, int, int], float]:
-    """The per-pair AUCs of a previous run, read back from its ``curves.csv``."""
+def aucs_from_curves_csv(path: str | Path) -> dict[tuple, float]:
+    """Per-pair AUCs of a previous run from its ``curves.csv`` (or ``.csv.gz``):
+    (target, perturbation, mode, order, pair_type, method, i, j) → AUC (older files: target "", deletion, morf)."""
+    p = Path(path)
+    opener = gzip.open if p.suffix == ".gz" else open
     out = {}
-    with open(path, newline="", encoding="utf-8") as fh:
+    with opener(p, "rt", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if row["step"] == "0":
-                out[(row["perturbation"], row["pair_type"], row["method"], int(row["i"]), int(row["j"]))] = float(row["auc"])
+                key = (row.get("target", ""), row["perturbation"], row.get("mode", "deletion"), row.get("order", "morf"),
+                       row["pair_type"], row["method"], int(row["i"]), int(row["j"]))
+                out[key] = float(row["auc"])
     return out
 
 
 def write_report(records: Sequence[CurveRecord], out_dir: str | Path, settings: dict[str, Any] | None = None,
-                 complete: bool = True) -> dict[str, Path]:
+                 complete: bool = True, compress: bool = False) -> dict[str, Path]:
     """Write every output for ``records`` into ``out_dir``; returns name → path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = summarize(records)
     written: dict[str, Path] = {}
-    atomic_write_bytes(out / "summary.csv", _csv_bytes(rows, SUMMARY_COLUMNS))
-    written["summary.csv"] = out / "summary.csv"
+
+    def put(name: str, data: bytes) -> None:
+        atomic_write_bytes(out / name, data)
+        written[name] = out / name
+
+    put("summary.csv", _csv_bytes(rows, SUMMARY_COLUMNS))
+    put("paired.csv", _csv_bytes([r for r in rows if r["method"] != "random"], PAIRED_COLUMNS))
+    target = (settings or {}).get("target") or (records[0].target if records else "")
     head = "# Selectivity of pair explainers\n\n"
     if not complete:
         head += "**Partial results: the run was interrupted.**\n\n"
-    head += ("AUC = trapezoid area over steps 0..K, divided by K. "
-             "Similar pairs: area under sim_k/sim_0 (a flat curve gives 1); deletion should lower the similarity "
-             "(lower AUC is better). Dissimilar pairs: both images perturbed at the same superpixels; area under the "
-             "gain sim_k − sim_0 (flat = 0): sim_0 is often near zero or negative for dissimilar pairs, where the "
-             "ratio is undefined, and elsewhere it is not comparable across pairs; the similarity should rise "
-             "(higher is better).\n\n")
-    paired = paired_vs_random(aucs_from_records(records))
-    body = head + markdown_table(rows)
-    if paired:
-        atomic_write_bytes(out / "paired.csv", _csv_bytes(paired, PAIRED_COLUMNS))
-        written["paired.csv"] = out / "paired.csv"
-        body += "\n## Against random, pair by pair\n\n" + paired_markdown(paired)
-    atomic_write_bytes(out / "summary.md", body.encode())
-    written["summary.md"] = out / "summary.md"
-    curve_rows = []
-    for r in records:
-        for step, (s, q, v) in enumerate(zip(r.sims, r.ratios, r.values or r.ratios)):
-            curve_rows.append({"method": r.method, "pair_type": r.pair_type, "perturbation": r.perturbation, "i": r.i, "j": r.j,
-                               "similarity": r.similarity, "auc": r.auc, "step": step, "sim": s, "ratio": q, "value": v})
-    cols = ["method", "pair_type", "perturbation", "i", "j", "similarity", "auc", "step", "sim", "ratio", "value"]
-    atomic_write_bytes(out / "curves.csv", _csv_bytes(curve_rows, cols))
-    written["curves.csv"] = out / "curves.csv"
-    for pert in sorted({r.perturbation for r in records}):
-        for p in plot_mean_curves(records, pert, out / f"mean_curves_{pert}"):
+    head += (f"Every method answers the target **{target}** (similarity: what makes the two images alike; decision: "
+             "the similarity for similar pairs, its negative for dissimilar ones). "
+             "AUC = trapezoid area over steps 0..K, divided by K. Similar pairs: area under sim_k/sim_0 (flat = 1; "
+             "undefined when sim_0 ≤ 0.05, counted in 'undef.'). Dissimilar pairs: both images perturbed at the same "
+             "superpixels; area under the gain sim_k − sim_0 (flat = 0). 'better' is the score's good direction. "
+             "Ties in a map are broken by the pair's random map, so a constant map scores as random. "
+             "'− random (paired)' is the mean per-pair difference to random on the same pairs and noise; "
+             "gap closed = (random − method) / (random − oracle), a ratio of paired means with a delta-method 95 % "
+             "interval (oracle: greedy, the attainable limit for the same pair, steps, perturbation and noise).\n\n")
+    unav = (settings or {}).get("unavailable") or {}
+    if unav:
+        head += "Methods that cannot answer the target on some pairs (not scored there):\n\n"
+        head += "".join(f"- {k}: {v['pairs']} pairs — {v['reason']}\n" for k, v in unav.items()) + "\n"
+    put("summary.md", (head + markdown_tables(rows)).encode())
+    data = _csv_bytes(curve_rows(records), CURVE_COLUMNS)
+    if compress:
+        put("curves.csv.gz", gzip.compress(data, mtime=0))
+    else:
+        put("curves.csv", data)
+    for pert, mode, order in sorted({(r.perturbation, r.mode, r.order) for r in records}):
+        for p in plot_mean_curves(records, pert, out / f"mean_curves_{pert}_{mode}_{order}", mode, order):
             written[p.name] = p
     meta = {**(settings or {}), "complete": complete, "n_records": len(records)}
-    atomic_write_bytes(out / "settings.json", json.dumps(meta, indent=2, default=str).encode())
-    written["settings.json"] = out / "settings.json"
+    put("settings.json", json.dumps(meta, indent=2, default=str).encode())
     return written

@@ -211,12 +211,12 @@ class Session:
         return self.explaining.pair_input(query, target, xi1, with_tensors)
 
     def explain(self, query: Query, target: int, method: str = "explainlfs", xi1: float | None = None,
-                xi2: float = 0.7, **settings: Any) -> HeatPair:
-        return self.explaining.explain(query, target, method, xi1=xi1, xi2=xi2, **settings)
+                xi2: float = 0.7, question: str = "decision", **settings: Any) -> HeatPair:
+        return self.explaining.explain(query, target, method, xi1=xi1, xi2=xi2, question=question, **settings)
 
     def iter_explain(self, query: Query, target: int, method: str = "explainlfs", xi1: float | None = None,
-                     xi2: float = 0.7, **settings: Any) -> Generator[Progress, None, HeatPair]:
-        return self.explaining.iter_explain(query, target, method, xi1=xi1, xi2=xi2, **settings)
+                     xi2: float = 0.7, question: str = "decision", **settings: Any) -> Generator[Progress, None, HeatPair]:
+        return self.explaining.iter_explain(query, target, method, xi1=xi1, xi2=xi2, question=question, **settings)
 
     def decoder_knows(self, query: Query) -> bool:
         return self.explaining.decoder_knows(query)
@@ -226,8 +226,14 @@ class Session:
         return self.explaining.iter_curve(query, target, explanation, steps=steps, perturbation=perturbation, seed=seed, **kw)
 
     def iter_random_curve(self, query: Query, target: int, steps: int = 20, perturbation: str = "noise",
-                          seed: int = 0, xi1: float | None = None, **kw: Any):
-        return self.explaining.iter_random_curve(query, target, steps=steps, perturbation=perturbation, seed=seed, xi1=xi1, **kw)
+                          seed: int = 0, xi1: float | None = None, question: str = "decision", **kw: Any):
+        return self.explaining.iter_random_curve(query, target, steps=steps, perturbation=perturbation, seed=seed, xi1=xi1,
+                                                 question=question, **kw)
+
+    def iter_oracle_curve(self, query: Query, target: int, explanation: HeatPair, steps: int = 20,
+                          perturbation: str = "noise", seed: int = 0, **kw: Any):
+        return self.explaining.iter_oracle_curve(query, target, explanation, steps=steps, perturbation=perturbation,
+                                                 seed=seed, **kw)
 
     def iter_continuity(self, query: Query, target: int, method: str = "explainlfs", steps: int = 20,
                         xi1: float | None = None, mode: str = "pair", **settings: Any):

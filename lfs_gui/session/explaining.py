@@ -102,12 +102,13 @@ class Explaining:
 
     # -- explaining --------------------------------------------------------------------------------
     def explain(self, query: Query, target: int, method: str = "explainlfs", xi1: float | None = None,
-                xi2: float = 0.7, **settings: Any) -> HeatPair:
-        """Explain the pair with a registered method. Decoder-only methods need no model (fast)."""
-        return run_generator(self.iter_explain(query, target, method, xi1=xi1, xi2=xi2, **settings))
+                xi2: float = 0.7, question: str = "decision", **settings: Any) -> HeatPair:
+        """Explain the pair with a registered method. Decoder-only methods need no model (fast).
+        ``question``: the explainer's target, ``decision`` or ``similarity`` (``target`` is the image here)."""
+        return run_generator(self.iter_explain(query, target, method, xi1=xi1, xi2=xi2, question=question, **settings))
 
     def iter_explain(self, query: Query, target: int, method: str = "explainlfs", xi1: float | None = None,
-                     xi2: float = 0.7, **settings: Any) -> Generator[Progress, None, HeatPair]:
+                     xi2: float = 0.7, question: str = "decision", **settings: Any) -> Generator[Progress, None, HeatPair]:
         """Generator form of :meth:`explain`: yields the explainer's Progress (slow methods such as
         rise-sim yield per mask batch, so a worker can cancel between yields) and returns the
         :class:`HeatPair` with masks at ``xi2`` and ``settings`` holding method, ξ1 and ξ2."""
@@ -116,7 +117,8 @@ class Explaining:
         if slow and not self._model.loaded:
             yield Progress(0, 1, f"{method}: loading the model")
         model = self._model.get() if slow else None
-        explainer = make_explainer(method, model=model, decoder=self.decoder, **method_settings(method, {"xi2": xi2, **settings}))
+        explainer = make_explainer(method, model=model, decoder=self.decoder,
+                                   **method_settings(method, {"xi2": xi2, **settings, "target": question}))
         pair = yield from self._iter_pair_input(query, target, xi1, slow, method)
         hp = yield from explainer.iter_explain(pair)
         return replace(hp, settings={**hp.settings, "method": method, "xi1": xi1, "xi2": xi2}).with_masks(xi2)
@@ -128,27 +130,57 @@ class Explaining:
         return is_gallery_id(query)
 
     # -- curves ------------------------------------------------------------------------------------
-    def iter_curve(self, query: Query, target: int, explanation: HeatPair, steps: int = 20,
-                   perturbation: str = "noise", seed: int = 0, **kw: Any):
-        """Pixel-flipping curve of ``explanation`` (generator of ``CurvePoint``; returns ``Curve``)."""
+    def ties(self, query: Query, target: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The pair's ``random`` maps (seed ``seed``): they break ties in every map's ranking, so a
+        constant map scores as random (:mod:`lfs_gui.metrics.ranking`)."""
+        from lfs_gui.explain.baselines.random_map import random_heat
+
+        r = self.retrieval
+        return random_heat(r.vector(query), r.vector(target), seed)
+
+    def _selectivity(self, explanation: HeatPair, steps: int, perturbation: str, seed: int, **kw: Any):
         from lfs_gui.metrics.selectivity import Selectivity
 
-        # Every map is resampled to the paper's 40×40 grid of 5×5 superpixels, whatever its resolution.
-        sel = Selectivity(steps=steps, perturbation=perturbation, seed=seed, **kw)
+        # Every map is resampled to the paper's 40×40 grid of 5×5 superpixels, whatever its resolution;
+        # the curve asks the question the map answered.
+        return Selectivity(steps=steps, perturbation=perturbation, seed=seed, target=explanation.target, **kw)
+
+    def iter_curve(self, query: Query, target: int, explanation: HeatPair, steps: int = 20,
+                   perturbation: str = "noise", seed: int = 0, **kw: Any):
+        """Pixel-flipping curve of ``explanation`` (generator of ``CurvePoint``; returns ``Curve``).
+        ``kw`` goes to :class:`~lfs_gui.metrics.selectivity.Selectivity` (e.g. ``order="lerf"``)."""
+        sel = self._selectivity(explanation, steps, perturbation, seed, **kw)
         r = self.retrieval
         x1, x2 = r.input_tensor(query), r.input_tensor(target)
-        curve = yield from sel.iter_curve(self._model.get(), x1, x2, explanation.heat1, explanation.heat2, explanation.similar)
+        curve = yield from sel.iter_curve(self._model.get(), x1, x2, explanation.heat1, explanation.heat2,
+                                          explanation.similar, ties=self.ties(query, target, seed))
         curve.settings.update({"method": explanation.method, "explanation": explanation.settings,
-                               "query": query_name(query), "target": query_name(target)})
+                               "query": query_name(query), "target_image": query_name(target)})
         return curve
 
     def iter_random_curve(self, query: Query, target: int, steps: int = 20, perturbation: str = "noise",
-                          seed: int = 0, xi1: float | None = None, **kw: Any):
-        """The ``random`` method's curve for the same pair: the floor every map must beat."""
+                          seed: int = 0, xi1: float | None = None, question: str = "decision", **kw: Any):
+        """The ``random`` method's curve for the same pair and question (``decision`` or ``similarity``):
+        the floor every map must beat."""
         if "random" not in self.methods():
             raise SessionError("the 'random' method is not registered")
-        ex = self.explain(query, target, "random", xi1=xi1, seed=seed)  # instant; the stream yields curve points only
+        ex = self.explain(query, target, "random", xi1=xi1, seed=seed, question=question)  # instant
         return (yield from self.iter_curve(query, target, ex, steps=steps, perturbation=perturbation, seed=seed, **kw))
+
+    def iter_oracle_curve(self, query: Query, target: int, explanation: HeatPair, steps: int = 20,
+                          perturbation: str = "noise", seed: int = 0, **kw: Any):
+        """The greedy oracle's curve for the pair, the curve settings and the question of ``explanation``
+        (the attainable limit next to random's floor; :mod:`lfs_gui.metrics.oracle`). A generator of
+        ``Progress`` (per forward batch) and ``CurvePoint`` (per step), returning the ``Curve``; long
+        (~1 100 forwards for 20 steps), so run it as a background job. Cached per pair in memory."""
+        from lfs_gui.metrics.oracle import Oracle
+
+        sel = self._selectivity(explanation, steps, perturbation, seed, **kw)
+        r = self.retrieval
+        x1, x2 = r.input_tensor(query), r.input_tensor(target)
+        curve = yield from Oracle(sel).iter_curve(self._model.get(), x1, x2, explanation.similar)
+        curve.settings.update({"method": "oracle", "query": query_name(query), "target_image": query_name(target)})
+        return curve
 
     def iter_continuity(self, query: Query, target: int, method: str = "explainlfs", steps: int = 20,
                         xi1: float | None = None, mode: str = "pair", **settings: Any):

@@ -76,6 +76,12 @@ class ExplainControls(QWidget):
         self.method = QComboBox(objectName="methodCombo")
         self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.method.setToolTip("Explanation method (explainlfs is instant; the others run in the background)")
+        self.target = QComboBox(objectName="targetCombo")
+        self.target.addItem("decision", "decision")
+        self.target.addItem("similarity", "similarity")
+        self.target.setToolTip("the question every map and curve answers: decision (what makes the pair similar, "
+                               "or dissimilar, as judged at ξ1) or similarity (what makes the two alike). Methods "
+                               "that cannot answer it on a pair say so")
         self.p = ValueSlider("p", 0.0, 3.0, 0.01, lambda v: state.update_explain(p=v), "pSlider",
                              "perturbation size p: h(p) = h + R·p", self)
         self.xi1 = ValueSlider("ξ1", -1.0, 1.0, 0.01, lambda v: state.update_explain(xi1=v), "xi1Slider",
@@ -92,12 +98,14 @@ class ExplainControls(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.method)
+        lay.addWidget(self.target)
         for w in (self.p, self.xi1, self.xi2, self.opacity):
             lay.addWidget(w, 1)
         lay.addWidget(self.cmap)
         lay.addWidget(self.maskOnly)
 
         self.method.currentTextChanged.connect(lambda m: m and state.update_explain(method=m))
+        self.target.currentIndexChanged.connect(lambda _i: state.update_explain(target=str(self.target.currentData())))
         self.cmap.currentTextChanged.connect(lambda c: state.update_view(cmap=c))
         self.maskOnly.toggled.connect(lambda on: state.update_view(mask_only=bool(on)))
         state.sessionChanged.connect(self._on_session)
@@ -125,6 +133,10 @@ class ExplainControls(QWidget):
             self.method.blockSignals(True)
             self.method.setCurrentText(s.method)
             self.method.blockSignals(False)
+        if self.target.currentData() != s.target:
+            self.target.blockSignals(True)
+            self.target.setCurrentIndex(max(self.target.findData(s.target), 0))
+            self.target.blockSignals(False)
         # p and ξ1 only mean something to ExplainLFS-style methods.
         lfs = s.method.startswith("explainlfs")
         self.p.setEnabled(lfs)
@@ -142,7 +154,7 @@ class ExplainControls(QWidget):
 
 
 class CurveControls(QWidget):
-    """Pixel-flipping settings: steps, perturbation (what replaces a superpixel) and seed.
+    """Pixel-flipping settings: steps, perturbation (what replaces a superpixel), order and seed.
 
     Written into :class:`~lfs_gui.viewer_state.ViewerState`; a change restarts the pair's curves.
     """
@@ -166,11 +178,15 @@ class CurveControls(QWidget):
         for key, text in self.PERTURBATIONS:
             self.perturbation.addItem(text, key)
         self.perturbation.setToolTip("what replaces a superpixel at each step")
+        self.order = QComboBox(objectName="curveOrder")
+        self.order.addItem("most relevant first", "morf")
+        self.order.addItem("least relevant first", "lerf")
+        self.order.setToolTip("perturb the most (MoRF) or the least (LeRF) relevant superpixels first")
         self.seed = QSpinBox(objectName="curveSeed", minimum=0, maximum=2**31 - 1)
         self.seed.setToolTip("seed of the perturbation noise (curves are reproducible)")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 0, 4, 0)
-        for text, w in (("steps", self.steps), ("", self.perturbation), ("seed", self.seed)):
+        for text, w in (("steps", self.steps), ("", self.perturbation), ("", self.order), ("seed", self.seed)):
             if text:
                 lay.addWidget(QLabel(text))
             lay.addWidget(w)
@@ -181,13 +197,15 @@ class CurveControls(QWidget):
         self.perturbation.currentIndexChanged.connect(
             lambda _i: state.update_curve(perturbation=str(self.perturbation.currentData()))
         )
+        self.order.currentIndexChanged.connect(lambda _i: state.update_curve(order=str(self.order.currentData())))
 
     def _sync(self, cs: Any) -> None:
-        for w in (self.steps, self.perturbation, self.seed):
+        for w in (self.steps, self.perturbation, self.order, self.seed):
             w.blockSignals(True)
         self.steps.setValue(int(cs.steps))
         self.seed.setValue(int(cs.seed))
         idx = self.perturbation.findData(cs.perturbation)
         self.perturbation.setCurrentIndex(max(idx, 0))
-        for w in (self.steps, self.perturbation, self.seed):
+        self.order.setCurrentIndex(max(self.order.findData(cs.order), 0))
+        for w in (self.steps, self.perturbation, self.order, self.seed):
             w.blockSignals(False)

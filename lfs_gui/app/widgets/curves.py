@@ -1,8 +1,10 @@
-"""Curves panel: the pixel-flipping curve streamed point by point, random's for reference, continuity.
+"""Curves panel: the pixel-flipping curve streamed point by point, random's for reference (the floor),
+the greedy oracle's on request (the limit), continuity.
 
 The panel is passive: the controller calls :meth:`CurvesPanel.reset`, :meth:`add_point` and
-:meth:`finish` as worker items arrive. Each curve is one ``PlotDataItem`` whose data grows by one point
-per worker item; the legend shows the AUC when a curve completes.
+:meth:`finish` as worker items arrive, and :meth:`reset_oracle` around the oracle job that the
+``oracleButton`` asks for. Each curve is one ``PlotDataItem`` whose data grows by one point per worker
+item; the legend shows the AUC when a curve completes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QSizePolicy, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTabWidget, QVBoxLayout, QWidget
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,12 @@ STYLES = {
     "method": dict(pen=pg.mkPen("#1f6fd1", width=2), symbol="o", symbolSize=6, symbolBrush="#1f6fd1", symbolPen=None),
     "random": dict(pen=pg.mkPen("#888888", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine), symbol="o",
                    symbolSize=5, symbolBrush=None, symbolPen=pg.mkPen("#888888")),
+    "oracle": dict(pen=pg.mkPen("#111111", width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine), symbol="t",
+                   symbolSize=5, symbolBrush="#111111", symbolPen=None),
 }
+ORACLE_IDLE = "Oracle curve"
+ORACLE_TIP = ("the greedy oracle: at each step the superpixel that moves the score most — the best any map "
+              "could do on this pair (~1 100 forwards for 20 steps; runs in the background, cached per pair)")
 
 
 def curve_auc(curve: Any) -> float | None:
@@ -67,6 +74,10 @@ class CurvesPanel(QTabWidget):
             "Pixel flipping", "curvePlot", "curveStatus", "step (superpixels flipped, most relevant first)", "sim_k / sim_0", ""
         )
         self.plot: pg.PlotItem = self.plotWidget.getPlotItem()
+        self.oracleButton = QPushButton(ORACLE_IDLE, objectName="oracleButton")
+        self.oracleButton.setToolTip(ORACLE_TIP)
+        self.oracleButton.setEnabled(False)
+        self._status_row(self.status, self.oracleButton)
         self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#bbbbbb"))
         self.contWidget, self.contStatus = self._add_page(
             "Continuity", "continuityPlot", "continuityStatus", "step", "heat-map difference",
@@ -107,6 +118,17 @@ class CurvesPanel(QTabWidget):
         self.addTab(page, title)
         return widget, status
 
+    @staticmethod
+    def _status_row(status: QLabel, button: QPushButton) -> None:
+        """Put ``button`` on the status line, to the right of the label."""
+        page_layout = status.parentWidget().layout()
+        index = page_layout.indexOf(status)
+        page_layout.takeAt(index)
+        row = QHBoxLayout()
+        row.addWidget(status, 1)
+        row.addWidget(button)
+        page_layout.insertLayout(index, row)
+
     # -- pixel flipping -------------------------------------------------------------------------
     def reset(self, method: str | None = None, steps: int = 0, message: str = "") -> None:
         """Clear the plot; ``method`` None leaves it empty (no pair).
@@ -128,6 +150,22 @@ class CurvesPanel(QTabWidget):
                 self.series["random"] = _Series(self.plot, "random", STYLES["random"])
         self.method = method or ""
         self.status.setText(message)
+        self.oracleButton.setEnabled(method is not None)
+        self.reset_oracle(running=False)
+
+    def reset_oracle(self, running: bool, keep: bool = False) -> None:
+        """Before (``running``) or after the oracle job: the button reads Cancel while it runs; the
+        oracle's series is cleared unless ``keep`` (a finished curve stays until the pair changes)."""
+        self.oracleButton.setText("Cancel oracle" if running else ORACLE_IDLE)
+        if keep:
+            return
+        s = self.series.pop("oracle", None)
+        if s is not None:
+            self.plot.removeItem(s.item)
+            if self.plot.legend is not None:
+                self.plot.legend.removeItem(s.item)
+        if running:
+            self.series["oracle"] = _Series(self.plot, "oracle (greedy)", STYLES["oracle"])
 
     def add_point(self, tag: str, point: Any) -> None:
         s = self.series.get(tag)
@@ -135,8 +173,13 @@ class CurvesPanel(QTabWidget):
             return
         value = getattr(point, "value", float("nan"))
         s.add(point.step, point.ratio if value != value else value)  # NaN check: older points carry only ratio
-        name = self.method if tag == "method" else "random"
-        self.status.setText(f"{name}: step {point.step}/{self.steps}  sim {point.sim:.3f}")
+        if tag != "oracle":
+            name = self.method if tag == "method" else "random"
+            self.status.setText(f"{name}: step {point.step}/{self.steps}  sim {point.sim:.3f}")
+
+    def set_order(self, order: str) -> None:
+        first = "least" if order == "lerf" else "most"
+        self.plot.setLabel("bottom", f"step (superpixels flipped, {first} relevant first)")
 
     def set_pair_type(self, similar: bool) -> None:
         """Similar pairs plot sim_k/sim_0; dissimilar ones the gain sim_k − sim_0 (see metrics.selectivity)."""
@@ -147,7 +190,7 @@ class CurvesPanel(QTabWidget):
         if s is None:
             return
         auc = curve_auc(curve)
-        base = self.method if tag == "method" else "random"
+        base = {"method": self.method, "oracle": "oracle (greedy)"}.get(tag, tag)
         if auc is None:
             s.rename(self.plot, base)
         elif auc != auc:  # NaN: a similar pair starting at sim_0 <= 0.05 has no ratio curve

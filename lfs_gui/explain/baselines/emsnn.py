@@ -13,6 +13,10 @@ else image 2's class (the class the pair is being compared in). The noise genera
 ``seed`` and the pair, so the map is reproducible. The prototypes and the standard deviation come
 from ``PairInput.prototypes`` (computed once per gallery by the session) or, failing that, from the
 gallery arrays of the pair.
+
+Target: each image's map explains its membership in its class — the same-class/different-class
+decision — and does not depend on the other image, so it answers only ``decision`` on a dissimilar
+pair (asked what makes two images of different classes alike, it has no answer).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lfs_gui.explain.base import (
+    DEFAULT_TARGET,
     Explainer,
     ExplainerUnavailable,
     HeatPair,
@@ -40,9 +45,12 @@ class EMSNNExplainer(Explainer):
     name = "emsnn"
     needs = frozenset({"decoder", "gallery"})
     summary = "EMSNN (Utkin et al. 2021): class prototype, top-k features, random perturbations"
+    targets = frozenset({"decision"})
+    why_not_similarity = "its maps explain each image's membership in its own class, not what two images of different classes share"
 
-    def __init__(self, model=None, decoder=None, *, k: int = 20, n: int = 50, scale: float = 1.0, seed: int = 0) -> None:
-        super().__init__(model, decoder)
+    def __init__(self, model=None, decoder=None, *, k: int = 20, n: int = 50, scale: float = 1.0, seed: int = 0,
+                 target: str = DEFAULT_TARGET) -> None:
+        super().__init__(model, decoder, target=target)
         if k <= 0 or n <= 0 or not np.isfinite(scale) or scale <= 0:
             raise ValueError("emsnn needs k > 0, n > 0 and a positive finite scale")
         self.k, self.n, self.scale, self.seed = int(k), int(n), float(scale), int(seed)

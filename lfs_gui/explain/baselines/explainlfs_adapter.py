@@ -13,14 +13,24 @@ relevance in ``extras``) under this explainer's name and settings.
 
 ``xi1`` comes from the :class:`~lfs_gui.explain.base.PairInput` (the app's threshold), so the
 similar/dissimilar decision is the same for every method.
+
+Target: R switches with the decision (1 − d̄ for a similar pair, d̄ for a dissimilar one), so the
+published method answers the ``decision`` target. On a dissimilar pair its map marks what makes the
+two *different*; asked what makes them alike (``similarity``) it raises
+:class:`~lfs_gui.explain.base.TargetUnavailable` rather than answer the other question (R = 1 − d̄
+there would be a different method).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from lfs_gui.explain.base import Explainer, HeatPair, PairInput, make_cost
+from lfs_gui.explain.base import DEFAULT_TARGET, Explainer, HeatPair, PairInput, make_cost
 from lfs_gui.explain.explainlfs import ExplainLFS
+
+DECISION_ONLY = frozenset({"decision"})
+WHY_DECISION_ONLY = ("its relevance R = d̄ marks the latent features where the two embeddings differ most, "
+                     "i.e. what makes them different (use target 'decision')")
 
 
 class ExplainLFSExplainer(Explainer):
@@ -30,9 +40,11 @@ class ExplainLFSExplainer(Explainer):
     needs = frozenset({"decoder"})
     summary = "ExplainLFS as published (Bello et al. 2024): |g(h) − g(h + R·p)|, both images"
     perturb = "both"
+    targets = DECISION_ONLY
+    why_not_similarity = WHY_DECISION_ONLY
 
-    def __init__(self, model=None, decoder=None, *, p: float = 0.3, xi2: float = 0.7) -> None:
-        super().__init__(model, decoder)
+    def __init__(self, model=None, decoder=None, *, p: float = 0.3, xi2: float = 0.7, target: str = DEFAULT_TARGET) -> None:
+        super().__init__(model, decoder, target=target)
         self.p, self.xi2 = float(p), float(xi2)
         self._store(p=self.p, xi2=self.xi2)
 
@@ -42,7 +54,7 @@ class ExplainLFSExplainer(Explainer):
     def _explain(self, pair: PairInput) -> HeatPair:
         e = self._method(pair).explain(pair.h1, pair.h2, pair.similarity)
         assert e.heat1 is not None
-        return replace(e, method=self.name, cost=make_cost(decoder_calls=4), settings=self.settings())
+        return replace(e, method=self.name, cost=make_cost(decoder_calls=4), settings=self.settings(), target=self.target)
 
 
 class ExplainLFSThesisExplainer(ExplainLFSExplainer):
@@ -57,4 +69,4 @@ class ExplainLFSThesisExplainer(ExplainLFSExplainer):
         e = method.explain(pair.h1, pair.h2, pair.similarity)
         swap = method.explain(pair.h2, pair.h1, pair.similarity)
         return replace(e, method=self.name, heat1=swap.heat2, mask1=swap.mask2, cost=make_cost(decoder_calls=6),
-                       settings=self.settings(), extras={**e.extras, "swap": swap})
+                       settings=self.settings(), extras={**e.extras, "swap": swap}, target=self.target)

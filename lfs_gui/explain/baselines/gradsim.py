@@ -9,8 +9,9 @@ al. 2017) by the similarity s = ê¹·ê² of the pair. For image t with last co
 The backbone runs once for both images without gradients; only the head (pooling + projection) is
 differentiated, with the feature maps as leaves, so the backward pass is cheap. For a GAP + affine
 head W the map is ReLU(gᵀ W f_t(i)) / hw with g = ∂s/∂e_t = (ê_other − s·ê_t)/‖e_t‖ — the known
-answer the tests check. ``target="decision"`` explains what makes a *dissimilar* pair dissimilar
-(gradient of −s) instead of the similarity itself (default, as published).
+answer the tests check. ``target="decision"`` (the default) explains what makes a *dissimilar* pair
+dissimilar (gradient of −s); ``target="similarity"`` explains the similarity itself (as published).
+Runs on the model's device; the maps come back as numpy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lfs_gui.explain.base import (
+    DEFAULT_TARGET,
     Explainer,
     ExplainerUnavailable,
     HeatPair,
@@ -27,8 +29,6 @@ from lfs_gui.explain.base import (
     unit_map,
 )
 from lfs_gui.models.base import FeaturesUnavailable
-
-TARGETS = ("similarity", "decision")
 
 
 def feature_maps(model, x1: torch.Tensor, x2: torch.Tensor, method: str) -> torch.Tensor:
@@ -43,12 +43,6 @@ def feature_maps(model, x1: torch.Tensor, x2: torch.Tensor, method: str) -> torc
     return f.detach().double()
 
 
-def check_target(target: str) -> str:
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    return target
-
-
 class GradSimExplainer(Explainer):
     """Grad-CAM of the cosine w.r.t. each image's last conv feature map (maps at feature resolution)."""
 
@@ -56,21 +50,18 @@ class GradSimExplainer(Explainer):
     needs = frozenset({"model", "features"})
     summary = "Grad-CAM of the pair's cosine (Chen et al. 2020; Zheng et al. 2020)"
 
-    def __init__(self, model=None, decoder=None, *, target: str = "similarity") -> None:
-        super().__init__(model, decoder)
-        self.target = check_target(target)
-        self._store(target=self.target)
+    def __init__(self, model=None, decoder=None, *, target: str = DEFAULT_TARGET) -> None:
+        super().__init__(model, decoder, target=target)
 
     def _explain(self, pair: PairInput) -> HeatPair:
-        x1, x2 = pair.require_tensors(self.name)
+        x1, x2 = pair.require_tensors(self.name, self.model.device)
         f = feature_maps(self.model, x1, x2, self.name).requires_grad_(True)
         with torch.enable_grad():
-            head_dtype = next(iter(self.model.module.parameters())).dtype
+            param = next(iter(self.model.module.parameters()), None)
+            head_dtype = param.dtype if param is not None else torch.float32
             e = F.normalize(self.model.forward_head(f.to(head_dtype)).double(), dim=1)
-            s = (e[0] * e[1]).sum()
-            if self.target == "decision" and not pair.similar:
-                s = -s
+            s = self.sign(pair) * (e[0] * e[1]).sum()
             (g,) = torch.autograd.grad(s, f)
         alpha = g.mean(dim=(2, 3), keepdim=True)
         cam = torch.relu((alpha * f.detach()).sum(dim=1))
-        return self._result(pair, unit_map(cam[0]), unit_map(cam[1]), make_cost(2, 2), cam=cam.numpy())
+        return self._result(pair, unit_map(cam[0]), unit_map(cam[1]), make_cost(2, 2), cam=cam.cpu().numpy())

@@ -14,8 +14,8 @@ The cosine then splits over pairs of positions, exactly:
 The map of image 1 at i is Σ_j s(i, j) = u_1(i)·e_2 / (n_1 ‖e_1‖ ‖e_2‖) (and symmetrically for
 image 2); each map sums to the cosine. The signed maps are kept in ``extras`` (``contrib1``,
 ``contrib2``, and ``pairwise`` s(i, j) when ``keep_pairwise``); the heat is their min–max
-normalisation (``target="decision"``: of the negated map for dissimilar pairs, so the regions that
-pull the pair apart rank first). Needs ``model.linear_head()``.
+normalisation (``target="decision"``, the default: of the negated map for dissimilar pairs, so the
+regions that pull the pair apart rank first). Needs ``model.linear_head()``. Runs on the model's device.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from lfs_gui.explain.base import (
+    DEFAULT_TARGET,
     Explainer,
     ExplainerUnavailable,
     HeatPair,
@@ -33,7 +34,7 @@ from lfs_gui.explain.base import (
     make_cost,
     unit_map,
 )
-from lfs_gui.explain.baselines.gradsim import check_target, feature_maps
+from lfs_gui.explain.baselines.gradsim import feature_maps
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,18 @@ log = logging.getLogger(__name__)
 def decompose(f: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> dict[str, np.ndarray | float]:
     """Signed decomposition of the cosine for feature maps ``f`` (2, C, h, w) and head (W, b), float64."""
     f = f.double()
-    w = weight.detach().double()
+    w = weight.detach().to(f.device).double()
     u = torch.einsum("dc,bchw->bhwd", w, f)
     if bias is not None:
-        u = u + bias.detach().double()
+        u = u + bias.detach().to(f.device).double()
     e = u.mean(dim=(1, 2))  # (2, dim)
     n1, n2 = e[0].norm(), e[1].norm()
     npos1 = u.shape[1] * u.shape[2]
     c1 = (u[0] @ e[1]) / (npos1 * n1 * n2)
     c2 = (u[1] @ e[0]) / (npos1 * n1 * n2)
     cos = float((e[0] @ e[1]) / (n1 * n2))
-    return {"contrib1": c1.numpy(), "contrib2": c2.numpy(), "u": u.numpy(), "embeddings": e.numpy(), "cosine": cos}
+    return {"contrib1": c1.cpu().numpy(), "contrib2": c2.cpu().numpy(), "u": u.cpu().numpy(), "embeddings": e.cpu().numpy(),
+            "cosine": cos}
 
 
 class SimDecompExplainer(Explainer):
@@ -61,14 +63,13 @@ class SimDecompExplainer(Explainer):
     needs = frozenset({"model", "features", "linear_head"})
     summary = "similarity decomposition over feature positions (Stylianou et al. 2019)"
 
-    def __init__(self, model=None, decoder=None, *, target: str = "similarity", keep_pairwise: bool = False) -> None:
-        super().__init__(model, decoder)
-        self.target = check_target(target)
+    def __init__(self, model=None, decoder=None, *, target: str = DEFAULT_TARGET, keep_pairwise: bool = False) -> None:
+        super().__init__(model, decoder, target=target)
         self.keep_pairwise = bool(keep_pairwise)
-        self._store(target=self.target, keep_pairwise=self.keep_pairwise)
+        self._store(keep_pairwise=self.keep_pairwise)
 
     def _explain(self, pair: PairInput) -> HeatPair:
-        x1, x2 = pair.require_tensors(self.name)
+        x1, x2 = pair.require_tensors(self.name, self.model.device)
         head = self.model.linear_head()
         if head is None:
             raise ExplainerUnavailable(f"{self.name} needs a model ending in global average pooling + an affine head")
@@ -76,7 +77,7 @@ class SimDecompExplainer(Explainer):
         d = decompose(f, head[0], head[1])
         if not np.isclose(d["cosine"], pair.similarity, atol=1e-3):
             log.debug("sim-decomp: head cosine %.5f differs from the pair's similarity %.5f", d["cosine"], pair.similarity)
-        sign = -1.0 if (self.target == "decision" and not pair.similar) else 1.0
+        sign = self.sign(pair)
         extras = {"contrib1": d["contrib1"], "contrib2": d["contrib2"], "cosine": d["cosine"]}
         if self.keep_pairwise:
             u, e = d["u"], d["embeddings"]
