@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTabWidget, QVBoxLayout, QWidget
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,17 @@ ORACLE_TIP = ("the greedy oracle: at each step the superpixel that moves the sco
 def curve_auc(curve: Any) -> float | None:
     auc = getattr(curve, "auc", None)
     return None if auc is None else float(auc)
+
+
+def legend_beside(plot: pg.PlotItem) -> pg.LegendItem:
+    """Give ``plot`` a legend in its own column right of the axes, so it never covers the data (a
+    legend inside the view box hid the curves on a short plot; width is cheaper than height)."""
+    legend = pg.LegendItem(colCount=1, brush=None, pen=None, verSpacing=-4)
+    legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # rows stay together
+    plot.layout.addItem(legend, 2, 3)  # row of the view box, right of the right axis
+    plot.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
+    plot.legend = legend  # PlotItem.plot(name=...) adds each curve to it
+    return legend
 
 
 class _Series:
@@ -78,7 +90,7 @@ class CurvesPanel(QTabWidget):
         self.oracleButton.setToolTip(ORACLE_TIP)
         self.oracleButton.setEnabled(False)
         self._status_row(self.status, self.oracleButton)
-        self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#bbbbbb"))
+        legend_beside(self.plot)
         self.contWidget, self.contStatus = self._add_page(
             "Continuity", "continuityPlot", "continuityStatus", "step", "heat-map difference",
             "Open this tab to compute the continuity of the current method.",

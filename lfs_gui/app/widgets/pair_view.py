@@ -201,6 +201,14 @@ class PairView(QWidget):
         state.viewSettingsChanged.connect(self._on_view)
         self.match = attach_match(self)  # match points, lines, SANE attributes (issue 12); after our own slots
 
+    def set_reconstructions_visible(self, visible: bool) -> None:
+        """Show or hide the decoder reconstructions g(h₁), g(h₂) (View menu; frees width on a laptop)."""
+        for tile in (self.queryRecon, self.targetRecon):
+            tile.setVisible(bool(visible))
+
+    def reconstructions_visible(self) -> bool:
+        return not self.queryRecon.isHidden()
+
     def _on_pair(self, *_: Any) -> None:
         st = self._state
         session = st.session
