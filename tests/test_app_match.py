@@ -11,7 +11,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 
 from lfs_gui.match_state import MatchPoint, MatchState
 
-from test_app import demo_session, window  # noqa: F401 - the demo session and a window around it (fixtures)
+from _app_fixtures import demo_session, window  # noqa: F401 - the demo session and a window around it (fixtures)
 
 TIMEOUT = 120_000
 
