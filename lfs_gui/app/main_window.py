@@ -489,6 +489,7 @@ class MainWindow(WindowActions, AttributeActions, QMainWindow):
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
         self.pair.match.shutdown()
+        self.gallery.shutdown()
         self.failures.shutdown()
         self.compare.shutdown()
         for ch in (*self._channels(), self.warm_channel):
