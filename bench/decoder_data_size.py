@@ -41,6 +41,7 @@ from lfs_gui.demo.build_gallery import (
 )
 from lfs_gui.explain.explainlfs import ExplainLFS
 from lfs_gui.explain.resample import resize_map
+from lfs_gui.metrics.auc import mean_ci95
 from lfs_gui.metrics.evaluate import sample_pairs
 from lfs_gui.metrics.selectivity import Selectivity
 from lfs_gui.models.train_decoder import decoder_target, iter_train_decoder
@@ -85,11 +86,6 @@ def gcompris_photos(rcc_dir: Path) -> list[Image.Image]:
                     except OSError:
                         pass
     return out
-
-
-def ci(d: np.ndarray) -> tuple[float, float]:
-    d = np.asarray(d, float)
-    return float(d.mean()), float(1.96 * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
 
 
 def main() -> int:
@@ -189,7 +185,7 @@ def main() -> int:
                 sel.seed = n
                 hp = ex.explain(s.embeddings[p.i], s.embeddings[p.j])
                 diffs.append(sel(m, tensors[p.i], tensors[p.j], hp.heat1, hp.heat2, True).auc - random_aucs()[pname, n])
-            mu, hw = ci(np.array(diffs))
+            mu, hw = mean_ci95(diffs)  # Student t
             cells[pname] = f"{mu:+.3f} ± {hw:.3f}"
         print(f"| {name} | {cells['fill']} | {cells['noise']} | {time.perf_counter() - t_set:.0f} s |", flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
