@@ -53,11 +53,9 @@ def iter_open_pair(model: str | Path | None = None, decoder: str | Path | None |
     ``model``: a model file (``None``: the demo model); ``decoder``: a decoder file, ``False`` for
     none, ``None`` for the demo's decoder with the demo model and none otherwise.
     """
-    from lfs_gui.data.gallery_types import Gallery
-    from lfs_gui.index.faiss_index import EmbeddingIndex
     from lfs_gui.models.decoder import load_decoder
     from lfs_gui.models.loader import load_demo_model, load_model
-    from lfs_gui.session import Session, SessionParts
+    from lfs_gui.session import Session
 
     yield Progress(0, 3, "loading the model")
     if model is None:
@@ -69,15 +67,32 @@ def iter_open_pair(model: str | Path | None = None, decoder: str | Path | None |
     yield Progress(1, 3, "loading the decoder")
     dec_path = _decoder_path(decoder, demo=model is None)
     dec = None if dec_path is None else load_decoder(dec_path, expected_dim=net.dim)
-    root = Path.cwd()
-    gallery = Gallery(name="pair", root=root, items=[], classes=[], kind="pair", split="all")
-    index = EmbeddingIndex(np.zeros((0, net.dim), np.float32), "flat")
-    parts = SessionParts(name="two images", gallery=gallery, index=index, preprocessing=net.preprocessing,
-                         model_loader=lambda: net, model_info=info, decoder=dec, decoder_path=dec_path)
+    parts = _empty_parts("two images", net.dim, net.preprocessing, lambda: net, info, dec, dec_path)
     session = Session.from_parts(parts, device)  # model and decoder on the device (the model is there already)
     session.model  # noqa: B018 - already loaded: mark it so (methods() then checks model-side needs)
     yield Progress(3, 3, "ready")
     return session
+
+
+def _empty_parts(name: str, dim: int, preprocessing: Any, loader: Any, info: dict, decoder: Any,
+                 decoder_path: Path | None) -> Any:
+    from lfs_gui.data.gallery_types import Gallery
+    from lfs_gui.index.faiss_index import EmbeddingIndex
+    from lfs_gui.session import SessionParts
+
+    gallery = Gallery(name="pair", root=Path.cwd(), items=[], classes=[], kind="pair", split="all")
+    index = EmbeddingIndex(np.zeros((0, dim), np.float32), "flat")
+    return SessionParts(name=name, gallery=gallery, index=index, preprocessing=preprocessing, model_loader=loader,
+                        model_info=info, decoder=decoder, decoder_path=decoder_path)
+
+
+def pair_session_from(session: Any) -> Any:
+    """A pair session sharing an open session's model (loaded once, whichever asks first) and decoder."""
+    from lfs_gui.session import Session
+
+    parts = _empty_parts("two images", session.dim, session.preprocessing, lambda: session.model,
+                         dict(session.model_info), session.decoder, session.decoder_path)
+    return Session.from_parts(parts, session.device)  # the same device as the open session
 
 
 def open_pair(model: str | Path | None = None, decoder: str | Path | None | bool = None,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from lfs_gui.index import load_index
-from lfs_gui.index.compare import GalleryArrays, compare
-from lfs_gui.index.failures import failure_ids, query_scores
-from lfs_gui.paths import indexes_dir
+sys.path.insert(0, str(Path(__file__).parent))
+from _app_fixtures import demo_session, window  # noqa: E402,F401 (fixtures)
+
+from lfs_gui.index import load_index  # noqa: E402
+from lfs_gui.index.compare import GalleryArrays, compare  # noqa: E402
+from lfs_gui.index.failures import failure_ids, query_scores  # noqa: E402
+from lfs_gui.paths import indexes_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +64,45 @@ def test_disagreements_panel(qtbot, demo_arrays) -> None:
     with qtbot.waitSignal(panel.disagreementActivated) as sig:
         panel.table.clicked.emit(panel.model.index(1, 2))
     assert sig.args == [int(cmp.ids[1])]
+
+
+# -- in the window --------------------------------------------------------------------------------------
+
+
+def test_failures_tab_triplet_and_exports(qtbot, window, demo_session, tmp_path) -> None:
+    from PIL import Image
+
+    from lfs_gui.index import retrieval_metrics
+
+    win, fa = window, window.failures
+    win.state.update_curve(steps=3)
+    with qtbot.waitSignal(fa.scores_channel.done, timeout=60_000):
+        win.leftTabs.setCurrentWidget(fa.panel)  # showing the tab computes the scores in a worker
+    n = len(demo_session.gallery)
+    r1 = retrieval_metrics(demo_session.embeddings, demo_session.gallery.labels_array(), (1,)).recall[1]
+    assert fa.panel.model.rowCount() == round((1 - r1) * n) > 0
+    # a click on the worst failure: it becomes the query, its pair is the wrong top-1, the triplet opens
+    with qtbot.waitSignal(fa.tripletFinished, timeout=120_000) as sig:
+        q = fa.panel.select_failure(0)
+    s = fa.scores
+    wrong, correct = int(s.top1[q]), int(s.correct[q])
+    assert win.state.query.id == q and win.state.target == wrong
+    assert win.pairTabs.currentWidget() is fa.view and fa.view.triplet == (q, wrong, correct)
+    ex_w, ex_r = fa.view.explanations
+    es = win.state.explain
+    ref = demo_session.explain(q, correct, es.method, **es.kwargs())  # same method and settings
+    np.testing.assert_allclose(ex_r.heat2, ref.heat2)
+    assert ex_w.similarity == pytest.approx(float(s.top1_score[q]), abs=1e-5)
+    assert set(sig.args[0]) == {"wrong", "right"} and fa.view.point_count("right") == 4
+    # a settings change redoes the triplet with the new method
+    with qtbot.waitSignal(fa.tripletFinished, timeout=120_000):
+        win.state.update_explain(method="random")
+    assert fa.view.explanations[0].method == "random"
+    # exports: the sheet of the worst 2 (PNG) and the per-query table
+    with qtbot.waitSignal(win.export_channel.done, timeout=120_000):
+        fa.export_sheet(tmp_path / "sheet.png", count=2)
+    with Image.open(tmp_path / "sheet.png") as im:
+        assert im.width > 500
+    with qtbot.waitSignal(win.export_channel.done, timeout=30_000):
+        fa.export_csv(tmp_path / "q.csv")
+    assert len((tmp_path / "q.csv").read_text().splitlines()) == n + 1

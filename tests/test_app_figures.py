@@ -154,3 +154,27 @@ def test_exports_carry_the_window_view_at_the_chosen_size(qtbot, window, tmp_pat
     win.cancel_jobs()
     qtbot.waitUntil(lambda: win.export_channel.running_threads() == 0, timeout=60_000)
     assert not sheet.exists() and not list(tmp_path.glob(".*sheet*"))
+
+
+def test_curve_redraws_are_throttled_and_the_last_point_is_always_drawn(qtbot) -> None:
+    from lfs_gui.app.widgets.curves import CurvesPanel
+
+    panel = CurvesPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.reset("explainlfs", steps=20)
+    before = panel.redraws
+    for k in range(21):  # a burst: the worker's points arrive faster than the redraw interval
+        panel.add_point("method", _Point(k, 0.8 - 0.01 * k, 1 - 0.01 * k, 1 - 0.01 * k))
+    assert panel.point_count("method") == 1  # the first point of a burst is drawn at once ...
+    assert panel.redraws - before == 1
+    qtbot.waitUntil(lambda: panel.point_count("method") == 21, timeout=2000)  # ... the rest on the timer
+    assert panel.redraws - before == 2 and "step 20/20" in panel.status.text()
+    panel.add_point("random", _Point(0, 0.8, 1.0, 1.0))
+    panel.finish("random", type("C", (), {"auc": 0.5})())  # finishing draws at once
+    assert panel.point_count("random") == 1
+    vb = panel.plot.getViewBox()
+    (x0, x1), (y0, y1) = vb.viewRange()
+    assert x0 < 0 < 20 < x1 and y0 < 0.8 <= 1.0 < y1  # x fixed to the steps, y holds every point
+    assert not any(vb.autoRangeEnabled())
+    qtbot.wait(20)  # let the legend's relayout (from the renamed entry) run before the panel is deleted

@@ -76,6 +76,7 @@ def run_app(
     device: str | None = None,
     gallery_root: Path | None = None,
     model_path: Path | None = None,
+    size: tuple[int, int] | None = None,
 ) -> int:
     """Run the desktop app; returns the exit code. ``device``: where models run for this run (default:
     the Device menu's remembered choice); ``gallery_root``/``model_path``: where INDEX's gallery / model
@@ -84,8 +85,12 @@ def run_app(
     init_app_names()
     window = MainWindow(device=device)
     driver = None
+    if size is not None:  # lay out afresh at that size (screenshots of a given screen)
+        window.resize(*size)
+        window.layout_.reset()
     if screenshot:
-        window.resize(1400, 900)
+        if size is None:
+            window.resize(1400, 900)
         driver = ScreenshotDriver(window, Path(screenshot), query=query, timeout_s=timeout_s)
     window.show()
     given = {"decoder": decoder, "trust_checkpoint": trust_checkpoint, "gallery_root": gallery_root, "model_path": model_path}

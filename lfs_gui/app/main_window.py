@@ -15,12 +15,14 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QToolButton, QWidget,
+    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QTabWidget, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
+from lfs_gui.app import layout
 from lfs_gui.app import settings as app_settings
 from lfs_gui.app.controller import Controller
 from lfs_gui.app.thumbnails import ThumbnailCache
@@ -118,16 +120,31 @@ class MainWindow(WindowActions, QMainWindow):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.query)
         row.addWidget(self.retrievals, 1)
+        # The pair, and the views that explain other pairs (failure triplet, two models), share one place
+        # and the explanation controls under it.
+        self.pairTabs = QTabWidget(objectName="pairTabs")
+        self.pairTabs.setDocumentMode(True)
+        self.pairTabs.addTab(self.pair, "Pair")
+        middle = QWidget(objectName="middle")
+        mid = QVBoxLayout(middle)
+        mid.setContentsMargins(0, 0, 0, 0)
+        mid.setSpacing(2)
+        mid.addWidget(self.pairTabs, 1)
+        mid.addWidget(self.pair.controls)
         self.rightSplit = QSplitter(Qt.Orientation.Vertical, objectName="rightSplit")
-        for w in (top, self.pair, self.curves):
+        for w in (top, middle, self.curves):
             self.rightSplit.addWidget(w)
         self.rightSplit.setSizes([260, 360, 240])
+        self.leftTabs = QTabWidget(objectName="leftTabs")
+        self.leftTabs.setDocumentMode(True)
+        self.leftTabs.addTab(self.gallery, "Gallery")
         self.mainSplit = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplit")
-        self.mainSplit.addWidget(self.gallery)
+        self.mainSplit.addWidget(self.leftTabs)
         self.mainSplit.addWidget(self.rightSplit)
         self.mainSplit.setSizes([330, 1070])
         self.mainSplit.setStretchFactor(1, 1)
         self.setCentralWidget(self.mainSplit)
+        layout.apply_minimums(self.leftTabs, middle, self.curves, self.mainSplit, self.rightSplit)
 
         # Long jobs: one channel per kind (a new request of a kind replaces the old one).
         self.session_channel = JobChannel("session", self)
@@ -137,10 +154,11 @@ class MainWindow(WindowActions, QMainWindow):
         self.warm_channel = JobChannel("warm", self)
         self._warmed = False
         self._job_labels: dict[JobChannel, str] = {}
+        self._extra_channels: list[JobChannel] = []
+        self._failure_titles = {"session": "Could not open the session", "export": "Export failed",
+                                "embed": "Could not use the image", "build": "Indexing / decoder training failed"}
         for ch in self._channels():
-            ch.item.connect(self._on_job_progress)
-            ch.busyChanged.connect(self._update_job_bar)
-            ch.failed.connect(lambda exc, tb, ch=ch: self._on_job_failed(ch, exc))
+            self._wire_channel(ch)
         self.session_channel.done.connect(self.set_session)
         self.export_channel.done.connect(lambda path: self._status_message(f"exported {path}", path))
         self.embed_channel.done.connect(self._on_embedded)
@@ -150,9 +168,16 @@ class MainWindow(WindowActions, QMainWindow):
 
         self._build_status_bar()
         self._build_menus()
+        self.layout_ = layout.WindowLayout(self, self.mainSplit, self.rightSplit, self.pair, self.retrievals,
+                                           self.query)
         self._build_panel_keys()
         self.query.imageRequested.connect(self.open_image_query)
         self.state.sessionChanged.connect(self._on_session)
+        from lfs_gui.app.compare_actions import CompareActions
+        from lfs_gui.app.failure_actions import FailureActions
+
+        self.failures = FailureActions(self)  # the Failures tab and the failure triplet
+        self.compare = CompareActions(self)  # a second index: Two models tabs
         self._restore_geometry()
 
     # -- building --------------------------------------------------------------------------------
@@ -181,6 +206,9 @@ class MainWindow(WindowActions, QMainWindow):
         self.recentIndexes = file.addMenu("Recent indexes")
         file.addSeparator()
         self._add(file, "Open image as &query…", lambda: self.open_image_query(None), "Ctrl+I", "actionOpenImage")
+        self._add(file, "Compare two &images…", self.open_verify, "Ctrl+Shift+I", "actionCompareImages")
+        self._add(file, "Compare with a second inde&x…", lambda: self.compare.choose_second_index(), None,
+                  "actionCompareIndex")
         self.recentImages = file.addMenu("Recent query images")
         file.addSeparator()
         self._add(file, "Open &model for indexing…", self.choose_model, None, "actionOpenModel")
@@ -374,6 +402,12 @@ class MainWindow(WindowActions, QMainWindow):
         self.sessionLabel.setToolTip("\n".join(f"{k}: {v}" for k, v in d.items()))
         self.thumbs.prefetch([it.path for it in session.gallery.items[:64]])
 
+    def open_verify(self) -> Any:
+        """File ▸ Compare two images…: two files, no gallery (:mod:`lfs_gui.app.verify_dialog`)."""
+        from lfs_gui.app.verify_dialog import show_verify_dialog
+
+        return show_verify_dialog(self)
+
     def select_query(self, gallery_id: int) -> None:
         """Make gallery item ``gallery_id`` the query (as a click in the gallery would)."""
         session = self.state.session
@@ -398,7 +432,21 @@ class MainWindow(WindowActions, QMainWindow):
             self.jobLabel.setText("")
 
     def _channels(self) -> tuple[JobChannel, ...]:
-        return (self.session_channel, self.export_channel, self.embed_channel, self.build_channel)
+        return (self.session_channel, self.export_channel, self.embed_channel, self.build_channel,
+                *self._extra_channels)
+
+    def _wire_channel(self, ch: JobChannel) -> None:
+        ch.item.connect(self._on_job_progress)
+        ch.busyChanged.connect(self._update_job_bar)
+        ch.failed.connect(lambda exc, tb, ch=ch: self._on_job_failed(ch, exc))
+
+    def register_channel(self, channel: JobChannel, failure_title: str) -> JobChannel:
+        """Show ``channel``'s progress in the status bar (Cancel stops it), its errors in a message box
+        titled ``failure_title``, and stop it on shutdown (for the window's add-on panels)."""
+        self._extra_channels.append(channel)
+        self._failure_titles[channel.name] = failure_title
+        self._wire_channel(channel)
+        return channel
 
     def cancel_jobs(self) -> None:
         for ch in self._channels():
@@ -410,9 +458,7 @@ class MainWindow(WindowActions, QMainWindow):
             return
         if channel is self.session_channel and self.ask_locate(exc):
             return
-        what = {"session": "Could not open the session", "export": "Export failed", "embed": "Could not use the image",
-                "build": "Indexing / decoder training failed"}
-        self.show_error(what.get(channel.name, "Job failed"), str(exc))
+        self.show_error(self._failure_titles.get(channel.name, "Job failed"), str(exc))
 
     def show_error(self, title: str, message: str) -> None:
         """A non-blocking message box; the traceback is in the log."""
@@ -435,25 +481,17 @@ class MainWindow(WindowActions, QMainWindow):
 
     # -- geometry / shutdown -----------------------------------------------------------------------
     def _restore_geometry(self) -> None:
-        geo = self.settings.value("window/geometry")
-        if isinstance(geo, QByteArray) and not geo.isEmpty():
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1400, 900)
-        for split in (self.mainSplit, self.rightSplit):
-            st = self.settings.value(f"window/{split.objectName()}")
-            if isinstance(st, QByteArray) and not st.isEmpty():
-                split.restoreState(st)
+        self.layout_.restore(self.settings, self.leftTabs)
 
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
+        self.failures.shutdown()
+        self.compare.shutdown()
         for ch in (*self._channels(), self.warm_channel):
             ch.shutdown(60000)
         self.thumbs.close()
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        for split in (self.mainSplit, self.rightSplit):
-            self.settings.setValue(f"window/{split.objectName()}", split.saveState())
+        self.layout_.save(self.settings, self.leftTabs)
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:

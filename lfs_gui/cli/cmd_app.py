@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--query", type=int, default=0, help="gallery id of the query for --screenshot (default 0)")
     parser.add_argument("--timeout", type=float, default=180.0, help="--screenshot gives up after this many seconds")
+    parser.add_argument("--size", default=None, metavar="WxH",
+                        help="window size in pixels, e.g. 1280x720, laid out afresh (default: the last size and layout)")
     add_device_arguments(parser, embedding=False, default=None)
     add_index_arguments(parser)  # INDEX moved: where its gallery / model are (else the window asks)
 
@@ -35,8 +37,17 @@ def run(args: argparse.Namespace) -> int:
             return rc
     from lfs_gui.app.main import run_app  # Qt is imported only when the app runs
 
+    size = None
+    if args.size:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            from lfs_gui.cli._common import error
+
+            return error(NAME, f"--size {args.size}: give the window size as WIDTHxHEIGHT, e.g. 1280x720")
+        size = (w, h)
     return run_app(index=args.index, screenshot=args.screenshot, query=args.query, timeout_s=args.timeout,
-                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=args.device,
+                   decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=args.device, size=size,
                    **index_overrides(args))
 
 

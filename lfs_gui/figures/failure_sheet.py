@@ -13,7 +13,7 @@ wrong image is framed red, the correct one green. The row title gives the margin
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from lfs_gui.figures.pair import describe_image, session_identity
 from lfs_gui.figures.panels import ImageSource, heat_panel
 from lfs_gui.figures.sheet import DIFFERENT, SAME, _explain_settings, _fmt_settings
 from lfs_gui.figures.spec import ViewSpec
+from lfs_gui.jobs import Progress, run_generator
 
 PANEL_INCHES = 2.08
 
@@ -39,6 +40,14 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
     ``settings`` (p, ξ1, ξ2, seed ...) go to ``session.explain`` for both pairs of every row.
     ``spec`` (default: ``dpi``, ``cmap``, ``alpha``) says how heat maps are drawn.
     """
+    return run_generator(iter_failure_sheet(path, session, scores, ids, method, settings, dpi, cmap, alpha, spec))
+
+
+def iter_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequence[int], method: str = "explainlfs",
+                       settings: dict | None = None, dpi: int = 150, cmap: str = "jet", alpha: float = 0.5,
+                       spec: ViewSpec | None = None) -> Generator[Progress, None, Path]:
+    """:func:`save_failure_sheet` as a job: yields Progress per row (each a cancel point; nothing is
+    written when it is cancelled), returns the path."""
     spec = spec or ViewSpec(dpi=dpi, cmap=cmap, opacity=alpha)
     path = Path(path)
     check_figure_suffix(path)
@@ -55,6 +64,7 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
                           hspace=0.55, wspace=0.06)
     used: dict = {}
     for r, q in enumerate(ids):
+        yield Progress(r, len(ids) + 1, f"failure sheet: row {r + 1} of {len(ids)}")
         wrong, correct = int(scores.top1[q]), int(scores.correct[q])
         qsrc = ImageSource.from_path(session.image_path(q))
         cols = [(wrong, DIFFERENT, f"wrong top-1 {describe_image(session, wrong)}\ns = {scores.top1_score[q]:.3f}")]
@@ -89,4 +99,5 @@ def save_failure_sheet(path: str | Path, session: Any, scores: Any, ids: Sequenc
     fig.text(0.02, 0.08 / h, caption, fontsize=7, va="bottom", ha="left")
     meta = {"failures": {"ids": ids, "method": method, "explanation": used}, "model": session_identity(session, 0, 0)["model"],
             "view": spec.describe()}
+    yield Progress(len(ids), len(ids) + 1, f"writing {path.name}")
     return write_figure(fig, path, spec.dpi, title="lfs-gui failure sheet", caption=caption, settings=meta)

@@ -47,6 +47,12 @@ class GalleryArrays:
         return cls(embeddings=index.embeddings, labels=meta.labels_array(),
                    relpaths=np.asarray(meta.relpaths, dtype=str), classes=list(meta.classes), name=name)
 
+    @classmethod
+    def from_gallery(cls, embeddings: np.ndarray, gallery, name: str = "") -> "GalleryArrays":
+        """From an open session's embeddings and :class:`~lfs_gui.data.gallery_types.Gallery`."""
+        return cls(embeddings=embeddings, labels=gallery.labels_array(),
+                   relpaths=np.asarray(gallery.relpaths, dtype=str), classes=list(gallery.classes), name=name)
+
     def check_labelled(self) -> None:
         """Failures and comparisons need a class for every image."""
         missing = int((self.labels < 0).sum())

@@ -37,10 +37,10 @@ class ValueSlider(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal, objectName=object_name)
         self.slider.setRange(0, round((hi - lo) / step))
         self.slider.setTracking(True)
-        self.slider.setMinimumWidth(90)
+        self.slider.setMinimumWidth(56)
         self.slider.setToolTip(tooltip)
         self.label = QLabel()
-        self.label.setMinimumWidth(62)
+        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance(f"{name} -0.00") + 4)  # never cut
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(3)

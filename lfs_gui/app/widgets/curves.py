@@ -5,20 +5,31 @@ The panel is passive: the controller calls :meth:`CurvesPanel.reset`, :meth:`add
 :meth:`finish` as worker items arrive, and :meth:`reset_oracle` around the oracle job that the
 ``oracleButton`` asks for. Each curve is one ``PlotDataItem`` whose data grows by one point per worker
 item; the legend shows the AUC when a curve completes.
+
+Redraws are throttled to one per :data:`REDRAW_INTERVAL_MS` (the first point of a burst at once, the
+rest on a timer; :meth:`finish` draws at once), the x range is fixed to the curve's steps and the y
+range only grows, and the axes are cached as pixmaps. A repaint of the plot cost the GUI thread ~8 ms
+of Python (pyqtgraph's axes and grid), twice per point; meanwhile the curve's worker waits for the GIL
+between its torch ops (bench/README.md).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QTabWidget, QVBoxLayout, QWidget,
+)
 
 log = logging.getLogger(__name__)
 
 pg.setConfigOptions(antialias=True, background="w", foreground="k")
+REDRAW_INTERVAL_MS = 100
 
 STYLES = {
     "method": dict(pen=pg.mkPen("#1f6fd1", width=2), symbol="o", symbolSize=6, symbolBrush="#1f6fd1", symbolPen=None),
@@ -37,6 +48,17 @@ def curve_auc(curve: Any) -> float | None:
     return None if auc is None else float(auc)
 
 
+def legend_beside(plot: pg.PlotItem) -> pg.LegendItem:
+    """Give ``plot`` a legend in its own column right of the axes, so it never covers the data (a
+    legend inside the view box hid the curves on a short plot; width is cheaper than height)."""
+    legend = pg.LegendItem(colCount=1, brush=None, pen=None, verSpacing=-4)
+    legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # rows stay together
+    plot.layout.addItem(legend, 2, 3)  # row of the view box, right of the right axis
+    plot.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
+    plot.legend = legend  # PlotItem.plot(name=...) adds each curve to it
+    return legend
+
+
 class _Series:
     """One growing curve on a plot."""
 
@@ -44,16 +66,26 @@ class _Series:
         self.name = name
         self.xs: list[float] = []
         self.ys: list[float] = []
+        self.dirty = False
         self.item = plot.plot([], [], name=name, **style)
 
     def clear(self) -> None:
         self.xs, self.ys = [], []
+        self.dirty = False
         self.item.setData([], [])
 
-    def add(self, x: float, y: float) -> None:
+    def add(self, x: float, y: float, draw: bool = True) -> None:
+        """Record a point and draw it (``draw=False``: at the next :meth:`flush`)."""
         self.xs.append(float(x))
         self.ys.append(float(y))
-        self.item.setData(np.asarray(self.xs), np.asarray(self.ys))
+        self.dirty = True
+        if draw:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.dirty:
+            self.dirty = False
+            self.item.setData(np.asarray(self.xs), np.asarray(self.ys))
 
     def rename(self, plot: pg.PlotItem, name: str) -> None:
         self.name = name
@@ -78,7 +110,7 @@ class CurvesPanel(QTabWidget):
         self.oracleButton.setToolTip(ORACLE_TIP)
         self.oracleButton.setEnabled(False)
         self._status_row(self.status, self.oracleButton)
-        self.plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#bbbbbb"))
+        legend_beside(self.plot)
         self.contWidget, self.contStatus = self._add_page(
             "Continuity", "continuityPlot", "continuityStatus", "step", "heat-map difference",
             "Open this tab to compute the continuity of the current method.",
@@ -93,6 +125,14 @@ class CurvesPanel(QTabWidget):
         self.steps = 0
         self.method = ""
         self.continuity: _Series | None = None
+        self.redraws = 0  # plot updates drawn (for tests and the benchmark)
+        self.redraw_interval_ms = REDRAW_INTERVAL_MS  # 0 draws every point (the benchmark's "before")
+        self.managed_ranges = True  # False: pyqtgraph autoranges on every redraw (the benchmark's "before")
+        self._y_range: tuple[float, float] | None = None
+        self._status_text: tuple[QLabel, str] | None = None
+        self._last_flush = 0.0
+        self._redraw = QTimer(self, singleShot=True)
+        self._redraw.timeout.connect(self.flush)
 
     def _add_page(self, title: str, plot_name: str, status_name: str, x_label: str, y_label: str,
                   message: str) -> tuple[pg.PlotWidget, QLabel]:
@@ -107,6 +147,9 @@ class CurvesPanel(QTabWidget):
         # "400" with a "(x0.001)" label, which reads as nonsense for sim_k − sim_0.
         for side in ("left", "bottom"):
             item.getAxis(side).enableAutoSIPrefix(False)
+            # The axes (their grid lines and tick labels) are drawn once into a pixmap and blitted on
+            # every repaint until their range changes; replaying them cost most of a repaint.
+            item.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         status = QLabel(message, objectName=status_name)
         # Text changes every point: a fixed-size label repaints itself only, never relayouts the window.
         status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -135,7 +178,18 @@ class CurvesPanel(QTabWidget):
 
         Every click resets the panel on the GUI thread: for the same method the plot items are emptied
         and reused (building new pyqtgraph items cost tens of milliseconds per click)."""
+        self._redraw.stop()
+        self._status_text = None
         self.steps = steps
+        vb = self.plot.getViewBox()
+        self._y_range = None
+        if steps > 0 and self.managed_ranges:
+            # x is fixed to the steps and y only ever grows (see flush): the axes and the grid are not
+            # rebuilt on every redraw, and a redraw is one paint, not two (autorange repaints again)
+            vb.disableAutoRange()
+            vb.setXRange(0, steps, padding=0.03)
+        else:
+            vb.enableAutoRange()
         if method is not None and method == self.method and self.series:
             for tag, s in self.series.items():
                 s.clear()
@@ -172,10 +226,53 @@ class CurvesPanel(QTabWidget):
         if s is None:
             return
         value = getattr(point, "value", float("nan"))
-        s.add(point.step, point.ratio if value != value else value)  # NaN check: older points carry only ratio
+        s.add(point.step, point.ratio if value != value else value, draw=False)  # NaN: older points carry only ratio
         if tag != "oracle":
             name = self.method if tag == "method" else "random"
-            self.status.setText(f"{name}: step {point.step}/{self.steps}  sim {point.sim:.3f}")
+            self._status_text = (self.status, f"{name}: step {point.step}/{self.steps}  sim {point.sim:.3f}")
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Draw now if the last redraw is older than the interval, else once the interval is over."""
+        if self._redraw.isActive():
+            return
+        wait_ms = self.redraw_interval_ms - 1000 * (time.monotonic() - self._last_flush)
+        if wait_ms <= 0:
+            self.flush()
+        else:
+            self._redraw.start(int(wait_ms) + 1)
+
+    def flush(self) -> None:
+        """Draw every pending point (and the latest status line) now."""
+        self._redraw.stop()
+        drew = False
+        for s in (*self.series.values(), *([self.continuity] if self.continuity is not None else [])):
+            drew = drew or s.dirty
+            s.flush()
+        if drew and self.managed_ranges and self.steps > 0:
+            self._grow_y_range()
+        if self._status_text is not None:
+            label, text = self._status_text
+            label.setText(text)
+            self._status_text = None
+        self.redraws += int(drew)
+        self._last_flush = time.monotonic()
+
+    def _grow_y_range(self) -> None:
+        """Widen the y range to hold every point drawn so far (never shrinks during a curve)."""
+        ys = np.array([y for s in self.series.values() for y in s.ys], dtype=float)
+        ys = ys[np.isfinite(ys)]
+        if not ys.size:
+            return
+        lo, hi = float(ys.min()), float(ys.max())
+        cur = self._y_range
+        if cur is not None and cur[0] <= lo and hi <= cur[1]:
+            return
+        if cur is not None:
+            lo, hi = min(lo, cur[0]), max(hi, cur[1])
+        pad = 0.15 * max(hi - lo, 0.02)
+        self._y_range = (lo - pad, hi + pad)
+        self.plot.getViewBox().setYRange(*self._y_range, padding=0)
 
     def set_order(self, order: str) -> None:
         first = "least" if order == "lerf" else "most"
@@ -189,6 +286,7 @@ class CurvesPanel(QTabWidget):
         s = self.series.get(tag)
         if s is None:
             return
+        self.flush()
         auc = curve_auc(curve)
         base = {"method": self.method, "oracle": "oracle (greedy)"}.get(tag, tag)
         if auc is None:
@@ -208,6 +306,7 @@ class CurvesPanel(QTabWidget):
 
     # -- continuity -----------------------------------------------------------------------------
     def reset_continuity(self, method: str | None, message: str = "") -> None:
+        self.flush()
         self.cont.clear()
         self.continuity = None
         if method is not None:
@@ -216,8 +315,10 @@ class CurvesPanel(QTabWidget):
 
     def add_continuity(self, point: Any) -> None:
         if self.continuity is not None:
-            self.continuity.add(point.step, point.diff)
-            self.contStatus.setText(f"step {point.step}")
+            self.continuity.add(point.step, point.diff, draw=False)
+            self._status_text = (self.contStatus, f"step {point.step}")
+            self._schedule()
 
     def finish_continuity(self, result: Any) -> None:
+        self.flush()
         self.contStatus.setText("done" if self.continuity is not None else "")

@@ -21,8 +21,8 @@ import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter, QTableView, QVBoxLayout,
-    QWidget,
+    QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSpinBox, QSplitter, QTableView,
+    QVBoxLayout, QWidget,
 )
 
 Column = tuple[str, Callable[[int], Any]]
@@ -135,7 +135,11 @@ class FailuresPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.classFilter, 1)
         top.addWidget(self.computeButton)
+        self.sheetCount = QSpinBox(objectName="failuresSheetCount", minimum=1, maximum=50, value=8)
+        self.sheetCount.setToolTip("how many failures (the worst of the list as filtered) the sheet shows")
         buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("worst"))
+        buttons.addWidget(self.sheetCount)
         buttons.addWidget(self.exportSheet)
         buttons.addWidget(self.exportCsv)
         lay = QVBoxLayout(self)
@@ -147,7 +151,7 @@ class FailuresPanel(QWidget):
         self._set_enabled(False)
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.classFilter, self.exportSheet, self.exportCsv):
+        for w in (self.classFilter, self.exportSheet, self.exportCsv, self.sheetCount):
             w.setEnabled(on)
 
     # -- data ----------------------------------------------------------------------------------------
@@ -170,13 +174,13 @@ class FailuresPanel(QWidget):
         worst = table.worst_first()
         r1 = table.recall_at_1
         for c in worst:
-            self.classFilter.addItem(f"{self._cls(int(c))} — R@1 {r1[c]:.2f}, {int(table.failures[c])} failures", int(c))
+            self.classFilter.addItem(f"{self.class_label(int(c))} — R@1 {r1[c]:.2f}, {int(table.failures[c])} failures", int(c))
         self.classFilter.blockSignals(False)
         n, fails = len(scores), int((~scores.hit1).sum())
         self.summary.setText(f"R@1 <b>{scores.recall_at_1:.4f}</b> · mean AP {scores.mean_ap:.4f} · "
                              f"<b>{fails}</b> failures of {n} queries (top-1 of another class), largest margin first")
         self.classModel.set_rows(worst, [
-            ("class", lambda c: self._cls(int(c))),
+            ("class", lambda c: self.class_label(int(c))),
             ("queries", lambda c: str(int(table.count[c]))),
             ("R@1", lambda c: _fmt(r1[c], ".3f")),
             ("failures", lambda c: str(int(table.failures[c]))),
@@ -185,7 +189,7 @@ class FailuresPanel(QWidget):
         self._set_enabled(True)
         self._refill()
 
-    def _cls(self, label: int) -> str:
+    def class_label(self, label: int) -> str:
         from lfs_gui.index.failure_tables import class_name
 
         return class_name(self.gal, label)
@@ -208,8 +212,8 @@ class FailuresPanel(QWidget):
         lab, margin = s.labels, s.margin
         self.model.set_rows(ids, [
             ("margin", lambda i: _fmt(margin[i], "+.3f")),
-            ("query", lambda i: f"#{i} {self._cls(int(lab[i]))}"),
-            ("wrong top-1", lambda i: f"#{int(s.top1[i])} {self._cls(int(lab[s.top1[i]]))}"),
+            ("query", lambda i: f"#{i} {self.class_label(int(lab[i]))}"),
+            ("wrong top-1", lambda i: f"#{int(s.top1[i])} {self.class_label(int(lab[s.top1[i]]))}"),
             ("s", lambda i: _fmt(s.top1_score[i])),
             ("nearest correct", lambda i: "–" if s.correct[i] < 0 else f"#{int(s.correct[i])}"),
             ("s", lambda i: _fmt(s.correct_score[i])),

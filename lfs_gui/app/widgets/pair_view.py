@@ -199,6 +199,14 @@ class PairView(QWidget):
         state.explanationChanged.connect(self._on_explanation)
         state.viewSettingsChanged.connect(self._on_view)
 
+    def set_reconstructions_visible(self, visible: bool) -> None:
+        """Show or hide the decoder reconstructions g(h₁), g(h₂) (View menu; frees width on a laptop)."""
+        for tile in (self.queryRecon, self.targetRecon):
+            tile.setVisible(bool(visible))
+
+    def reconstructions_visible(self) -> bool:
+        return not self.queryRecon.isHidden()
+
     def _on_pair(self, *_: Any) -> None:
         st = self._state
         session = st.session

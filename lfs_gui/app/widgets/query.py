@@ -66,6 +66,15 @@ class QueryPanel(QWidget):
         state.retrievalsChanged.connect(self._on_retrievals)
         thumbs.ready.connect(self._on_thumb)
 
+    def set_image_size(self, px: int) -> None:
+        """Side of the query image (smaller on a laptop screen, see :mod:`lfs_gui.app.layout`)."""
+        if px != self.image.width():
+            self.image.setFixedSize(QSize(px, px))
+            self.setFixedWidth(max(px + 20, 170))  # the Recall@K line needs 170 px
+            q = self._state.query
+            if q is not None:
+                self._show_pixmap(self._thumbs.get(q.path))
+
     def _on_query(self, query: QueryRef | None) -> None:
         if query is None:
             self.image.clear()

@@ -23,11 +23,14 @@ class RetrievalTile(QFrame):
     """One retrieved item; emits :attr:`clicked` with its gallery id."""
 
     clicked = Signal(int)
+    MIN_WIDTH = 84  # "#6 · mammals" fits under a small thumbnail
 
     def __init__(self, thumb_size: int = 80, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.hit: Any = None
         self._selected = False
+        self._pixmap: Any = None
+        self._lines: tuple[str, str] = ("", "")
         self.image = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
         self.image.setFixedSize(QSize(thumb_size, thumb_size))
         self.caption = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
@@ -41,20 +44,40 @@ class RetrievalTile(QFrame):
         lay.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
         lay.addWidget(self.caption)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setFixedWidth(thumb_size + 12)
+        self.setFixedWidth(max(thumb_size + 12, self.MIN_WIDTH))
 
     def set_hit(self, hit: Any, class_name: str | None, pixmap: Any) -> None:
         self.hit = hit
         score = f"{hit.score:+.3f}" if hit.score < 0 else f"{hit.score:.3f}"
         cls = f" · {class_name}" if class_name else ""
         mark = {True: " ✓", False: " ✗"}.get(hit.same_class, "")
-        self.caption.setText(f"{score}{mark}\n#{hit.rank}{cls}")
+        self._lines = (f"{score}{mark}", f"#{hit.rank}{cls}")
+        self._apply_caption()
         self.caption.setToolTip(f"gallery id {hit.id}, rank {hit.rank}, cosine {hit.score:.4f}{cls}")
         self.setToolTip(self.caption.toolTip())
         self.set_pixmap(pixmap)
         self._restyle()
 
+    def set_thumb_size(self, px: int) -> None:
+        """Thumbnail side in pixels (the window picks it from its height: smaller on a laptop)."""
+        self.image.setFixedSize(QSize(px, px))
+        self.setFixedWidth(max(px + 12, self.MIN_WIDTH))
+        self.set_pixmap(self._pixmap)
+        self._apply_caption()
+
+    def set_caption(self, first: str, second: str) -> None:
+        """Replace the two caption lines (e.g. with another model's rank of this image)."""
+        self._lines = (first, second)
+        self._apply_caption()
+
+    def _apply_caption(self) -> None:
+        """The caption, its class name elided ("#6 · mamm…") rather than cut when the tile is narrow."""
+        fm = self.caption.fontMetrics()
+        width = self.width() - 14
+        self.caption.setText("\n".join(fm.elidedText(t, Qt.TextElideMode.ElideRight, width) for t in self._lines))
+
     def set_pixmap(self, pixmap: Any) -> None:
+        self._pixmap = pixmap
         if pixmap is not None:
             self.image.setPixmap(
                 pixmap.scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
@@ -99,9 +122,9 @@ class RetrievalRow(QWidget):
         lay.addLayout(self._row)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def ensure(self, n: int) -> None:
+    def ensure(self, n: int, thumb: int = 80) -> None:
         while len(self.tiles) < n:
-            tile = RetrievalTile(parent=self)
+            tile = RetrievalTile(thumb_size=thumb, parent=self)
             tile.setObjectName(f"{self.objectName()}Tile{len(self.tiles)}")
             tile.clicked.connect(self.clicked)
             self._row.insertWidget(len(self.tiles), tile)
@@ -133,9 +156,18 @@ class RetrievalsPanel(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._focus_row = 0
         self._focus_col = 0
+        self.thumb = 80
         state.retrievalsChanged.connect(self._on_retrievals)
         state.targetChanged.connect(self._on_target)
         thumbs.ready.connect(self._on_thumb)
+
+    def set_thumb_size(self, px: int) -> None:
+        """Thumbnail side of every tile (see :func:`lfs_gui.app.layout.adapt_to_height`)."""
+        if px != self.thumb:
+            self.thumb = px
+            for row in (self.similar, self.dissimilar):
+                for tile in row.tiles:
+                    tile.set_thumb_size(px)
 
     def tiles(self) -> list[RetrievalTile]:
         """Every visible tile, similar row first."""
@@ -148,7 +180,7 @@ class RetrievalsPanel(QWidget):
         session = self._state.session
         self.hint.setVisible(retrievals is None)
         for row, hits in ((self.similar, getattr(retrievals, "similar", [])), (self.dissimilar, getattr(retrievals, "dissimilar", []))):
-            row.ensure(len(hits))
+            row.ensure(len(hits), self.thumb)
             for tile, hit in zip(row.tiles, hits):
                 item = session.gallery.items[hit.id]
                 tile.set_hit(hit, item.class_name, self._thumbs.get(item.path))
