@@ -8,10 +8,22 @@ norm). Same-class cosines come out around 0.65, different-class around 0.13.
 
 The vectors are generated in chunks straight into a memory-mapped ``.npy`` under ``--workdir``
 (10M x 128 = 5.1 GB: check ``df -h``); exact top-20/bottom-20 of ``--queries`` gallery items
-(themselves excluded) come from a chunked brute-force pass. The build and the searches each run in
-a fresh subprocess so their memory is their own: ``peak`` is the build's VmHWM, ``open`` / ``after``
-the searcher's anonymous (heap) and file-backed resident memory after opening and after all
-queries. Latency is per single query (both ends), median and 95th percentile.
+(themselves excluded) come from a chunked brute-force pass. Three fresh subprocesses, so their memory
+is their own:
+
+* **build** - the IVF files (``lfs_gui.index.ivf.iter_ivf_index``) and an index folder around them
+  (the vectors hard-linked in as ``embeddings.npy``, a synthetic row table of 1000 pseudo-classes,
+  the sidecar): build time, peak resident memory (VmHWM, which also counts mapped page cache) and
+  peak anonymous memory;
+* **search** - ``load_index`` (as the CLI and the app do), then single queries, both ends at once:
+  recall@20 of each end against brute force, wall time (median, 95th percentile) and CPU time
+  (median; on a busy shared machine the wall time mostly measures the others);
+* **app** - the main window (offscreen) on the index: open, scroll the gallery to its last row,
+  click an image and wait for its retrievals; resident memory before, after opening, after that.
+
+Memory is reported as anonymous / file-backed resident MB: the first is the process's own, the
+second the page cache of memory-mapped files (reclaimable; it grows with what queries touched).
+With ``--keep``, a later run reuses the vectors, the truth and the index folders.
 
     nice -n 10 .venv/bin/python bench/bench_scale.py [--sizes 1000000 10000000] [--dim 128] [--keep]
 """
@@ -21,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -116,45 +129,134 @@ def memory() -> dict[str, float]:
     return out
 
 
-def worker_build(vectors: Path, out: Path, quantizer: str) -> dict:
-    from lfs_gui.index.ivf_build import iter_build_ivf
-    from lfs_gui.index.ivf_files import IvfSettings, NpyRows
+def synthetic_rows(n: int) -> tuple[list[str], list[int], list[str]]:
+    """Relative paths (folders of 1000 images) and pseudo-labels (1000 classes) for the row table."""
+    return [f"{i // 1000:05d}/{i:08d}.jpg" for i in range(n)], [i % 1000 for i in range(n)], \
+        [f"class{k:03d}" for k in range(1000)]
+
+
+def worker_build(vectors: Path, folder: Path, quantizer: str, reuse: Path) -> dict:
+    """The index folder: IVF files built from ``vectors`` (or linked from an earlier build in ``reuse``),
+    the vectors hard-linked in as ``embeddings.npy``, a synthetic row table, the sidecar."""
+    from lfs_gui.index import IndexMeta, save_index
+    from lfs_gui.index.faiss_index import EmbeddingIndex
+    from lfs_gui.index.ivf import IvfSearcher, iter_ivf_index, open_ivf
+    from lfs_gui.index.ivf_files import IVF_FILES, IvfInfo, IvfSettings, NpyRows
+    from lfs_gui.index.store import staged_embeddings_path
     from lfs_gui.jobs import run_generator
 
-    x = NpyRows(vectors)
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = staged_embeddings_path(folder)
+    staged.unlink(missing_ok=True)
+    os.link(vectors, staged)  # the same 5 GB, not a copy
     peak = PeakAnon()
     t = time.perf_counter()
-    info = run_generator(iter_build_ivf(x, out, IvfSettings(quantizer=quantizer)))
-    return {"seconds": time.perf_counter() - t, "info": info.to_dict(), "mem": memory(), "peak_anon": peak.stop()}
+    if (reuse / "info.json").is_file():  # an earlier run's IVF files (--keep): link, do not rebuild
+        info = IvfInfo.from_dict(json.loads((reuse / "info.json").read_text()))
+        for name in IVF_FILES:
+            (folder / name).unlink(missing_ok=True)
+            os.link(reuse / name, folder / name)
+        index, stats = open_ivf(folder, info, "rebuild")
+        rows = NpyRows(staged)
+        ix = EmbeddingIndex(np.load(staged, mmap_mode="r"), "ivf", ivf=IvfSearcher(index, stats, rows, info))
+        earlier = json.loads((reuse / "info.json").read_text())  # that build's own figures
+        seconds, build_peak = float(earlier.get("seconds", 0.0)), float(earlier.get("peak_anon", 0.0))
+        peak.stop()
+    else:
+        ix = run_generator(iter_ivf_index(staged, folder, IvfSettings(quantizer=quantizer)))
+        seconds, build_peak = time.perf_counter() - t, peak.stop()
+    mem = memory()
+    rels, labels, classes = synthetic_rows(len(ix))
+    gallery = folder.parent / f"gallery-{len(ix)}"
+    for i in np.unique(np.linspace(0, len(ix) - 1, 16).astype(int)):  # what opening checks is there
+        (gallery / rels[i]).parent.mkdir(parents=True, exist_ok=True)
+        (gallery / rels[i]).touch()
+    t = time.perf_counter()
+    save_index(ix, folder, IndexMeta(relpaths=rels, labels=labels, classes=classes, gallery_root=str(gallery),
+                                     gallery_kind="folder", gallery_name=f"synthetic-{len(ix)}"), staged_embeddings=staged)
+    return {"seconds": seconds, "save_seconds": time.perf_counter() - t, "info": ix.ivf.info.to_dict(), "mem": mem,
+            "peak_anon": build_peak}
 
 
-def worker_search(vectors: Path, out: Path, gt: Path, probes: list[tuple[int, int]]) -> dict:
-    from lfs_gui.index.ivf import IvfSearcher, open_ivf
-    from lfs_gui.index.ivf_files import IvfInfo, NpyRows
+def worker_search(folder: Path, gt: Path, probes: list[tuple[int, int]]) -> dict:
+    """Recall and latency of single queries through ``load_index`` (what the CLI and the app use)."""
+    import faiss
+
+    from lfs_gui.index import load_index
 
     before = memory()
-    info = IvfInfo.from_dict(json.loads((out / "info.json").read_text()))
-    index, stats = open_ivf(out, info, "rebuild it")
-    x = NpyRows(vectors)
-    searcher = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom, info.rerank)
+    t = time.perf_counter()
+    ix = load_index(folder)
+    open_s = time.perf_counter() - t
     opened = memory()
+    faiss.omp_set_num_threads(1)  # one query at a time runs on one thread; idle OpenMP threads only spin
     z = np.load(gt)
     qids, t_true, b_true = z["qids"], z["top"], z["bottom"]
     rows = []
-    for top_p, bot_p in probes or [(info.nprobe, info.nprobe_bottom)]:
-        searcher.set_nprobe(top_p, bot_p)
-        times, tops, bots = [], [], []
-        for j, qi in enumerate(qids):
-            q = x[np.array([qi])]
-            t = time.perf_counter()
-            (_, ti), (_, bi) = searcher.search(q, K, np.array([qi]), (True, True))
+    for top_p, bot_p in probes or [(ix.ivf.nprobe, ix.ivf.nprobe_bottom)]:
+        ix.ivf.set_nprobe(top_p, bot_p)
+        times, cpu, tops, bots = [], [], [], []
+        for qi in qids:
+            q = ix.ivf.rows[int(qi)]
+            t, c = time.perf_counter(), time.process_time()
+            (_, ti), (_, bi) = ix.both_ends(q, K, exclude=int(qi))
             times.append(time.perf_counter() - t)
-            tops.append(ti[0])
-            bots.append(bi[0])
+            cpu.append(time.process_time() - c)
+            tops.append(np.pad(ti, (0, K - len(ti)), constant_values=-1))
+            bots.append(np.pad(bi, (0, K - len(bi)), constant_values=-1))
         rows.append({"nprobe": top_p, "nprobe_bottom": bot_p, "top": recall(np.array(tops), t_true),
                      "bottom": recall(np.array(bots), b_true), "ms_median": 1000 * float(np.median(times[1:])),
-                     "ms_p95": 1000 * float(np.percentile(times[1:], 95))})
-    return {"rows": rows, "mem_before": before, "mem_open": opened, "mem_after": memory()}
+                     "ms_p95": 1000 * float(np.percentile(times[1:], 95)),
+                     "cpu_ms_median": 1000 * float(np.median(cpu[1:]))})
+    return {"rows": rows, "open_s": open_s, "mem_before": before, "mem_open": opened, "mem_after": memory()}
+
+
+def worker_app(folder: Path) -> dict:
+    """The window (offscreen) on the index: open, paint, scroll the gallery to its end, run a query."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from lfs_gui.app.main_window import MainWindow
+    from lfs_gui.session import Session
+
+    def pump(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.01)
+
+    win = MainWindow()
+    win.resize(1400, 900)
+    win.show()
+    pump(0.5)
+    before = memory()
+    t = time.perf_counter()
+    session = Session.open_index(folder)
+    win.set_session(session)
+    app.processEvents()
+    open_s = time.perf_counter() - t
+    pump(1.0)
+    opened = memory()
+    view, model = win.gallery.view, win.gallery.model
+    t = time.perf_counter()
+    view.scrollToBottom()
+    app.processEvents()
+    scroll_s = time.perf_counter() - t
+    got = []
+    win.state.retrievalsChanged.connect(got.append)
+    t = time.perf_counter()
+    view.setCurrentIndex(model.index(model.rowCount() - 3))
+    while not got and time.perf_counter() - t < 120:
+        app.processEvents()
+        time.sleep(0.005)
+    query_s = time.perf_counter() - t
+    pump(1.0)
+    after = memory()
+    win.shutdown()
+    win.close()
+    return {"rows": model.rowCount(), "open_s": open_s, "scroll_s": scroll_s, "query_s": query_s,
+            "mem_before": before, "mem_open": opened, "mem_after": after}
 
 
 def run_worker(*args: str) -> dict:
@@ -178,24 +280,30 @@ def bench_size(n: int, dim: int, work: Path, nq: int, quantizer: str, probes: li
         np.savez(gt_path, qids=qids, top=top, bottom=bottom)
         log.info("n=%d: brute-force truth for %d queries in %.0f s", n, nq, time.perf_counter() - t)
     del x
-    out = work / f"ivf-{quantizer}-{n}x{dim}"
-    if not (out / "info.json").is_file():
-        b = run_worker("build", str(vec_path), str(out), quantizer)
-        (out / "info.json").write_text(json.dumps(b["info"]))
-        disk = sum(p.stat().st_size for p in out.iterdir() if p.name != "info.json")
-        log.info("n=%d: build %.0f s, peak RSS %.0f MB (anonymous %.0f MB), IVF files %.2f GB (+ %.2f GB float32 "
-                 "vectors); %s", n, b["seconds"], b["mem"]["VmHWM"], b["peak_anon"], disk / 1e9,
-                 vec_path.stat().st_size / 1e9, {k: b["info"][k] for k in ("quantizer", "nlist", "nprobe",
-                                                                          "nprobe_bottom", "train_size", "outliers")})
-    probe_args = [f"{a}:{b}" for a, b in probes]
-    r = run_worker("search", str(vec_path), str(out), str(gt_path), *probe_args)
+    folder = work / f"index-{quantizer}-{n}x{dim}"
+    if not (folder / "index.json").is_file():
+        b = run_worker("build", str(vec_path), str(folder), quantizer, str(work / f"ivf-{quantizer}-{n}x{dim}"))
+        ivf_bytes = sum((folder / name).stat().st_size for name in ("ivf.index", "ivf.ivfdata", "ivf.lists.npy"))
+        log.info("n=%d: IVF build %.0f s (peak RSS %.0f MB, anonymous %.0f MB), index folder saved in %.0f s; IVF "
+                 "files %.2f GB + %.2f GB float32 embeddings; %s", n, b["seconds"], b["mem"]["VmHWM"], b["peak_anon"],
+                 b["save_seconds"], ivf_bytes / 1e9, vec_path.stat().st_size / 1e9,
+                 {k: b["info"][k] for k in ("quantizer", "nlist", "nprobe", "nprobe_bottom", "train_size", "outliers")})
+    r = run_worker("search", str(folder), str(gt_path), *[f"{a}:{b}" for a, b in probes])
     m0, m1, m2 = r["mem_before"], r["mem_open"], r["mem_after"]
-    log.info("n=%d: searcher RSS anon/file MB: interpreter %.0f/%.0f, opened %.0f/%.0f, after %d queries %.0f/%.0f",
-             n, m0["RssAnon"], m0["RssFile"], m1["RssAnon"], m1["RssFile"], nq, m2["RssAnon"], m2["RssFile"])
-    log.info("  nprobe top/bottom | recall@%d top | bottom | ms median | p95", K)
+    log.info("n=%d: load_index %.1f s; RSS anon/file MB: interpreter %.0f/%.0f, opened %.0f/%.0f, after %d queries "
+             "%.0f/%.0f", n, r["open_s"], m0["RssAnon"], m0["RssFile"], m1["RssAnon"], m1["RssFile"], nq,
+             m2["RssAnon"], m2["RssFile"])
+    log.info("  nprobe top/bottom | recall@%d top | bottom | wall ms median | p95    | CPU ms median "
+             "(load average %.1f)", K, os.getloadavg()[0])
     for row in r["rows"]:
-        log.info("  %5d / %5d      | %.3f        | %.3f  | %6.1f    | %6.1f", row["nprobe"], row["nprobe_bottom"],
-                 row["top"], row["bottom"], row["ms_median"], row["ms_p95"])
+        log.info("  %5d / %5d      | %.3f        | %.3f  | %6.1f         | %6.1f | %6.1f", row["nprobe"],
+                 row["nprobe_bottom"], row["top"], row["bottom"], row["ms_median"], row["ms_p95"], row["cpu_ms_median"])
+    a = run_worker("app", str(folder))
+    m0, m1, m2 = a["mem_before"], a["mem_open"], a["mem_after"]
+    log.info("n=%d: app (offscreen window): open %.1f s, gallery of %d rows scrolled to its end in %.2f s, a query's "
+             "retrievals in %.2f s; RSS anon/file MB: empty window %.0f/%.0f, index open %.0f/%.0f, after scroll + "
+             "query %.0f/%.0f", n, a["open_s"], a["rows"], a["scroll_s"], a["query_s"], m0["RssAnon"], m0["RssFile"],
+             m1["RssAnon"], m1["RssFile"], m2["RssAnon"], m2["RssFile"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,10 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--worker":
         kind, *rest = argv[1:]
         if kind == "build":
-            res = worker_build(Path(rest[0]), Path(rest[1]), rest[2])
+            res = worker_build(Path(rest[0]), Path(rest[1]), rest[2], Path(rest[3]))
+        elif kind == "search":
+            probes = [tuple(int(v) for v in a.split(":")) for a in rest[2:]]
+            res = worker_search(Path(rest[0]), Path(rest[1]), probes)  # type: ignore[arg-type]
         else:
-            probes = [tuple(int(v) for v in a.split(":")) for a in rest[3:]]
-            res = worker_search(Path(rest[0]), Path(rest[1]), Path(rest[2]), probes)  # type: ignore[arg-type]
+            res = worker_app(Path(rest[0]))
         print(json.dumps(res))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

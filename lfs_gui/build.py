@@ -17,6 +17,7 @@ images), and the indexed split otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -33,7 +34,8 @@ from lfs_gui.build_decoder import (
 from lfs_gui.data.embed import Embedder, open_store
 from lfs_gui.data.galleries import Gallery
 from lfs_gui.data.shards import DEFAULT_SHARD_ROWS, DEFAULT_SHARD_SECONDS, FileRecords
-from lfs_gui.index.faiss_index import EmbeddingIndex
+from lfs_gui.index.faiss_index import AUTO_FLAT_MAX, EmbeddingIndex, choose_kind
+from lfs_gui.index.ivf_files import IvfSettings
 from lfs_gui.index.recall import retrieval_metrics
 from lfs_gui.index.sidecar import SIDECAR_FILE, IndexMeta, relative_root
 from lfs_gui.index.store import save_index, staged_embeddings_path, sweep_temp_files
@@ -44,7 +46,8 @@ from lfs_gui.paths import user_cache_dir
 log = logging.getLogger(__name__)
 
 DECODER_FILE = "decoder.pt"
-__all__ = ["DECODER_FILE", "BuildReport", "decoder_ref", "default_decoder_split", "iter_build_index"]
+ENGINES = ("local", "ray")
+__all__ = ["DECODER_FILE", "ENGINES", "BuildReport", "decoder_ref", "default_decoder_split", "iter_build_index"]
 
 
 @dataclass
@@ -85,6 +88,24 @@ def decoder_ref(decoder_path: Path, folder: Path) -> str:
         return str(decoder_path.resolve())
 
 
+def _engine_running(engine: str, ray_address: str | None) -> contextlib.AbstractContextManager:
+    """Ray started (or reached) once for the whole build with ``engine`` ``ray``; nothing otherwise."""
+    if engine != "ray":
+        return contextlib.nullcontext()
+    from lfs_gui.data.ray_engine import ray_running
+
+    return ray_running(ray_address)
+
+
+def _embedder(engine: str, model: EmbeddingModel, store: Any, ray_address: str | None, model_info: dict | None,
+              **kw: Any) -> Embedder:
+    if engine == "ray":
+        from lfs_gui.data.ray_engine import RayEmbedder
+
+        return RayEmbedder(model, store, ray_address=ray_address, model_info=model_info, **kw)
+    return Embedder(model, store, **kw)
+
+
 def iter_build_index(
     gallery: Gallery,
     model: EmbeddingModel,
@@ -103,15 +124,24 @@ def iter_build_index(
     amp: bool = False,
     shard_rows: int = DEFAULT_SHARD_ROWS,
     shard_seconds: float = DEFAULT_SHARD_SECONDS,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ivf: IvfSettings | None = None,
 ) -> Generator[Progress, None, BuildReport]:
     """Embed ``gallery`` with ``model`` (on its device), build and save the index in ``out``; yields Progress.
 
     Undecodable images are skipped and reported. ``decoder_file`` records an existing decoder instead
     of training one; ``decoder_split`` (default :func:`default_decoder_split`) is what a new one is
     trained on. Embeddings are cached in ``cache_dir`` (default: the user cache) unless ``use_cache``
-    is False (then nothing survives an interruption).
+    is False (then nothing survives an interruption). ``engine`` ``ray`` embeds as a Ray Data job
+    (:mod:`lfs_gui.data.ray_engine`; ``ray_address`` None: ``RAY_ADDRESS`` or a local Ray) into the same
+    cache. ``ivf``: settings of kind ``ivf`` (:mod:`lfs_gui.index.ivf_files`; default: from the size).
     """
     t0 = time.perf_counter()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown embedding engine {engine!r}; use {' or '.join(ENGINES)}")
+    if ray_address is not None and engine != "ray":
+        raise ValueError("--ray-address needs --engine ray")
     folder = Path(out).expanduser().resolve()
     root = Path(gallery.root).resolve()
     if folder == root or root in folder.parents:
@@ -122,9 +152,9 @@ def iter_build_index(
     if train_decoder and decoder_file is None:
         dec_split = decoder_split or default_decoder_split(gallery)
         dec_gallery = with_split(gallery, dec_split)  # a bad split fails before any work
-    with open_store(cache, model, amp) as store:
-        embedder = Embedder(model, store, batch_size=batch_size, num_workers=num_workers, amp=amp,
-                            shard_rows=shard_rows, shard_seconds=shard_seconds)
+    with open_store(cache, model, amp) as store, _engine_running(engine, ray_address):
+        embedder = _embedder(engine, model, store, ray_address, model_info, batch_size=batch_size,
+                             num_workers=num_workers, amp=amp, shard_rows=shard_rows, shard_seconds=shard_seconds)
         plan = yield from embedder.iter_plan(FileRecords.stat(gallery.paths, gallery.relpaths))
         embedded, reused = plan.embedded, plan.reused
         ok = plan.ok
@@ -149,7 +179,13 @@ def iter_build_index(
     info = {**model.describe(), **(model_info or {}), **({"precision": store.precision} if store.precision != "fp32" else {})}
     if info.get("source") and not info.get("demo") and Path(info["source"]).is_file():
         info["source_relative"] = relative_root(info["source"], folder)  # found again if it moves with the index
-    index = EmbeddingIndex(x, kind=kind)
+    if choose_kind(kind, len(kept)) == "ivf":  # on disk, next to the embeddings (lfs_gui.index.ivf)
+        from lfs_gui.index.ivf import iter_ivf_index
+
+        (folder / SIDECAR_FILE).unlink(missing_ok=True)  # an old sidecar must not vouch for new IVF files
+        index = yield from iter_ivf_index(staged, folder, ivf)
+    else:
+        index = EmbeddingIndex(x, kind=kind)
     report = BuildReport(folder=folder, count=len(kept), skipped=skipped, index_kind=index.kind,
                          embedded=embedded, reused=reused, cache=str(store.folder) if cache is not None else None)
 
@@ -166,7 +202,7 @@ def iter_build_index(
 
     meta = IndexMeta.from_gallery(kept, model.identity(), info, decoder_file=dec_ref, decoder_split=dec_split)
     save_index(index, folder, meta, staged_embeddings=staged)
-    if kept.has_labels and len(kept) > 1:
+    if kept.has_labels and 1 < len(kept) < AUTO_FLAT_MAX:  # leave-one-out is all pairs: skipped at IVF scale
         m = retrieval_metrics(x, kept.labels_array())
         report.recall, report.map_at_r = dict(m.recall), float(m.map_at_r)
     report.seconds = time.perf_counter() - t0

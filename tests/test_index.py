@@ -88,10 +88,12 @@ def test_bad_input_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="exclude"):
         ix.most_similar(x[0], 3, exclude=10)
     with pytest.raises(ValueError, match="unknown index kind"):
+        EmbeddingIndex(x, kind="ivf-pq")
+    with pytest.raises(ValueError, match="kind ivf is built on disk"):
         EmbeddingIndex(x, kind="ivf")
     with pytest.raises(ValueError, match="metadata describes 1 images"):
         EmbeddingIndex(x, meta=IndexMeta(relpaths=["a.jpg"]))
-    assert choose_kind("auto", AUTO_FLAT_MAX - 1) == "flat" and choose_kind("auto", AUTO_FLAT_MAX) == "hnsw"
+    assert choose_kind("auto", AUTO_FLAT_MAX - 1) == "flat" and choose_kind("auto", AUTO_FLAT_MAX) == "ivf"
 
 
 def test_hnsw_recall_against_flat() -> None:

@@ -85,7 +85,7 @@ def test_build_writes_the_files_and_no_leftovers(built) -> None:
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(["embeddings.npy", "info.json", IVF_INDEX_FILE, IVF_DATA_FILE, IVF_LISTS_FILE])
     assert info.count == N and info.dim == DIM and info.nlist == auto_nlist(N)
-    assert 0.01 * N < info.outliers < 0.04 * N  # ~2 % of the vectors, farthest from their centroids
+    assert 0.01 * N < info.outliers < 0.03 * N  # ~2 % of the vectors, farthest from their centroids
     assert info.ivfdata_bytes == (folder / IVF_DATA_FILE).stat().st_size
     assert info.ivfdata_bytes >= N * (DIM + 8)  # an 8-bit code and an id per vector, on disk
 
@@ -93,7 +93,7 @@ def test_build_writes_the_files_and_no_leftovers(built) -> None:
 def test_both_ends_match_brute_force(built) -> None:
     folder, x, info = built
     index, stats = open_ivf(folder, info, "rebuild")
-    s = IvfSearcher(index, stats, NpyRows(folder / "embeddings.npy"), info.nprobe, info.nprobe_bottom)
+    s = IvfSearcher(index, stats, NpyRows(folder / "embeddings.npy"), info)
     rng = np.random.default_rng(3)
     qids = rng.choice(N, 40, replace=False)
     (td, ti), (bd, bi) = s.search(x[qids], K, qids.astype(np.int64), (True, True))
@@ -124,7 +124,7 @@ def test_pq_quantizer_answers_both_ends(tmp_path: Path) -> None:
     finally:
         faiss.omp_set_num_threads(threads)
     index, stats = open_ivf(tmp_path, info, "rebuild")
-    s = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom)
+    s = IvfSearcher(index, stats, x, info)
     qids = np.arange(0, 10_000, 500)
     (_, ti), (_, bi) = s.search(x[qids], K, qids, (True, True))
     rec = [np.mean([len(set(ii[r]) & set(brute(x, x[q], q)[e])) / K for r, q in enumerate(qids)])
@@ -142,7 +142,7 @@ _OPEN = textwrap.dedent("""
     info = IvfInfo.from_dict(json.loads((folder / "info.json").read_text()))
     index, stats = open_ivf(folder, info, "rebuild")
     x = NpyRows(folder / "embeddings.npy")
-    s = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom)
+    s = IvfSearcher(index, stats, x, info)
     (_, ti), (_, bi) = s.search(x[:5], 20, np.arange(5), (True, True))
     sys.stderr.write("RESULT " + json.dumps({"top": ti.tolist(), "bottom": bi.tolist()}) + "\\n")
 """)
@@ -163,7 +163,7 @@ def test_opens_in_a_fresh_process_after_the_folder_moved(built, tmp_path: Path) 
     assert res.stdout == ""  # FAISS' own printf about the moved data file does not reach stdout
     out = json.loads(res.stderr.split("RESULT ", 1)[1])
     index, stats = open_ivf(folder, info, "rebuild")
-    (_, ti), (_, bi) = IvfSearcher(index, stats, x, info.nprobe, info.nprobe_bottom).search(
+    (_, ti), (_, bi) = IvfSearcher(index, stats, x, info).search(
         x[:5], 20, np.arange(5), (True, True))
     assert out == {"top": ti.tolist(), "bottom": bi.tolist()}
 
@@ -215,3 +215,87 @@ def test_info_round_trip_and_bad_fields(built) -> None:
         IvfInfo.from_dict({**info.to_dict(), "nlist": "many"})
     with pytest.raises(ValueError, match="ivf.quantizer"):
         IvfInfo.from_dict({**info.to_dict(), "quantizer": "opq"})
+
+
+# -- kind ivf in an index folder: save, load, move, damage, and the CLI end to end -----------------------
+def _ivf_folder(folder: Path, x: np.ndarray) -> Path:
+    from lfs_gui.index import IndexMeta, save_index
+    from lfs_gui.index.ivf import iter_ivf_index
+    from lfs_gui.index.store import staged_embeddings_path
+
+    folder.mkdir(parents=True)
+    staged = staged_embeddings_path(folder)
+    with open(staged, "wb") as fh:  # as the builder does: a .npy under the staged (.tmp) name
+        np.save(fh, x)
+    index = run_generator(iter_ivf_index(staged, folder))
+    meta = IndexMeta(relpaths=[f"c{i % 7}/{i}.png" for i in range(len(x))], labels=[i % 7 for i in range(len(x))],
+                     classes=[f"c{k}" for k in range(7)], gallery_root=str(folder.parent / "gallery"))
+    save_index(index, folder, meta, staged_embeddings=staged)
+    return folder
+
+
+def test_ivf_index_folder_loads_moved_and_answers_like_flat(built, tmp_path: Path) -> None:
+    from lfs_gui.index import EmbeddingIndex, load_index
+
+    x = built[1]
+    folder = _ivf_folder(tmp_path / "a" / "idx", x)
+    side = json.loads((folder / "index.json").read_text())
+    assert side["index_kind"] == "ivf" and set(side["files"]) >= {IVF_INDEX_FILE, IVF_DATA_FILE, IVF_LISTS_FILE}
+    assert not (folder / "index.faiss").exists() and not list(folder.glob(".*"))
+    moved = tmp_path / "b" / "idx"
+    shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
+    ix = load_index(moved)
+    assert ix.kind == "ivf" and len(ix) == N and isinstance(ix.embeddings, np.memmap)
+    flat = EmbeddingIndex(x, "flat")
+    q = x[:30]
+    (_, ti), (_, bi) = ix.both_ends_batch(q, K, list(range(30)))
+    (_, tf), (_, bf) = flat.both_ends_batch(q, K, list(range(30)))
+    for got, want in ((ti, tf), (bi, bf)):
+        assert np.mean([len(set(g) & set(w)) / K for g, w in zip(got, want)]) >= RECALL
+    d, i = ix.most_dissimilar(x[3], 5, exclude=3)
+    np.testing.assert_allclose(d, x[i] @ x[3], atol=1e-5)
+
+
+def test_ivf_index_folder_with_a_truncated_data_file_is_a_clear_error(built, tmp_path: Path) -> None:
+    from lfs_gui.index import IndexLoadError, load_index
+
+    folder = _ivf_folder(tmp_path / "idx", built[1][:5000])
+    data = folder / IVF_DATA_FILE
+    data.write_bytes(data.read_bytes()[:-4096])
+    with pytest.raises(IndexLoadError, match=r"ivf\.ivfdata.*truncated.*lfs-gui index"):
+        load_index(folder)
+
+
+def test_cli_builds_and_queries_an_ivf_index(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _model_fixtures import write_torchscript
+    from test_cli import run_cli
+
+    model = tmp_path / "tiny.pt"
+    write_torchscript(model, dim=8, split=True)
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    for i in range(1100):  # the smallest gallery an IVF index takes is 1000 images
+        p = tmp_path / "gallery" / f"c{i % 4}" / f"{i:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(p)
+    common = ["--model", model, "--cache-dir", tmp_path / "cache", "--no-decoder", "--device", "cpu", "--json"]
+    rc, out, err = run_cli("index", tmp_path / "gallery", "--kind", "ivf", "--quantizer", "sq8", "--out",
+                           tmp_path / "ivf", *common)
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert rep["index_kind"] == "ivf" and rep["count"] == 1100
+    assert json.loads((tmp_path / "ivf" / "index.json").read_text())["ivf"]["quantizer"] == "sq8"
+    rc, out, err = run_cli("index", tmp_path / "gallery", "--kind", "flat", "--out", tmp_path / "flat", *common)
+    assert rc == 0 and json.loads(out)["reused"] == 1100, err
+    found = {}
+    for kind in ("ivf", "flat"):
+        rc, out, err = run_cli("query", tmp_path / kind, "--id", 7, "--k", 10, "--json")
+        assert rc == 0, err
+        found[kind] = json.loads(out)
+    for end in ("similar", "dissimilar"):
+        ids = [{h["id"] for h in found[k][end]} for k in ("ivf", "flat")]
+        assert len(ids[0] & ids[1]) >= 9, end
+    rc, out, err = run_cli("index", tmp_path / "gallery" / "c0", "--kind", "ivf", "--out", tmp_path / "small", *common)
+    assert rc == 2 and "at least 1000" in err and "--kind flat" in err

@@ -486,6 +486,7 @@ class MainWindow(WindowActions, QMainWindow):
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
+        self.gallery.shutdown()
         self.failures.shutdown()
         self.compare.shutdown()
         for ch in (*self._channels(), self.warm_channel):

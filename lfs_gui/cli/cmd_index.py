@@ -24,7 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--split", choices=SPLITS, default=None,
                         help="which part of the gallery (default: test for CUB/Cars, all otherwise)")
-    parser.add_argument("--kind", choices=("auto", "flat", "hnsw"), default="auto", help="index kind (default auto)")
+    parser.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivf"), default="auto",
+                        help="index kind: flat (exact), hnsw (graph, in memory), ivf (on disk, for millions of "
+                             "images); auto = flat below 200 000 images, ivf from there (default)")
+    parser.add_argument("--quantizer", choices=("sq8", "pq"), default=None,
+                        help="with an ivf index: 8-bit scalar (sq8, default) or product quantisation (pq, smaller)")
     parser.add_argument("--out", metavar="DIR", default=None, help="index folder (default: indexes/<gallery name>)")
     parser.add_argument("--no-decoder", action="store_true", help="do not train a decoder (ExplainLFS needs one)")
     parser.add_argument("--decoder-kind", choices=("dense", "conv"), default="dense", help="decoder architecture")
@@ -41,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the most a killed build loses")
     parser.add_argument("--no-cache", action="store_true",
                         help="do not read or write the embedding cache (an interrupted build then starts over)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="embedding engine: this process (local, default) or a Ray Data job (ray; needs "
+                             "pip install 'lfs-gui[scale]'); both write the same cache, so either resumes the other")
+    parser.add_argument("--ray-address", metavar="ADDR", default=None,
+                        help="with --engine ray: the Ray cluster (e.g. auto); default $RAY_ADDRESS, else a local Ray")
     parser.add_argument("--json", action="store_true", help="print the build report as JSON")
     add_device_arguments(parser)
 
@@ -53,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     from lfs_gui.build import iter_build_index
     from lfs_gui.data.galleries import open_gallery
     from lfs_gui.data.shards import DEFAULT_SHARD_ROWS
+    from lfs_gui.index.ivf_files import IvfSettings
 
     if args.decoder_epochs < 1:
         raise ValueError(f"--decoder-epochs must be at least 1, got {args.decoder_epochs}")
@@ -60,6 +70,14 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     if args.shard_size is not None and args.shard_size < 1:
         raise ValueError(f"--shard-size must be at least 1, got {args.shard_size}")
+    if args.quantizer is not None and args.kind not in ("ivf", "auto"):
+        raise ValueError(f"--quantizer is for --kind ivf, not --kind {args.kind}")
+    if args.ray_address is not None and args.engine != "ray":
+        raise ValueError("--ray-address needs --engine ray")
+    if args.engine == "ray":
+        from lfs_gui.data.ray_engine import import_ray
+
+        import_ray()  # not installed: a clear error before any work
     device, batch = device_from_args(args)
     gallery = open_gallery(args.gallery, split=args.split)
     out = Path(args.out) if args.out else Path("indexes") / gallery.name
@@ -71,7 +89,9 @@ def _run(args: argparse.Namespace) -> int:
                            decoder_kind=args.decoder_kind, decoder_epochs=args.decoder_epochs,
                            num_workers=args.workers, use_cache=not args.no_cache, model_info=info,
                            decoder_split=args.decoder_split, cache_dir=args.cache_dir,
-                           shard_rows=args.shard_size or DEFAULT_SHARD_ROWS, batch_size=batch.embed, amp=batch.amp)
+                           shard_rows=args.shard_size or DEFAULT_SHARD_ROWS, batch_size=batch.embed, amp=batch.amp,
+                           engine=args.engine, ray_address=args.ray_address,
+                           ivf=IvfSettings(quantizer=args.quantizer) if args.quantizer else None)
     try:
         report = progress_bar(gen, desc="embedding")
     except KeyboardInterrupt:

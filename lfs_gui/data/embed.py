@@ -114,6 +114,10 @@ def _collate(items: list[tuple[int, torch.Tensor, bool, str, int, int]]) -> tupl
             np.array(sizes, np.int64), np.array(mtimes, np.int64))
 
 
+# (positions, embeddings (B, dim) float32 with zeros where not ok, ok, reasons, sizes, mtimes_ns)
+EmbeddedBatch = tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]
+
+
 class Embedder:
     """Embeds files into a :class:`ShardStore` with ``model`` (see the module docstring)."""
 
@@ -142,18 +146,11 @@ class Embedder:
             return
         rec, n = plan.records, len(plan.records)
         writer = ShardWriter(self.store, rec, plan.located, self.shard_rows, self.shard_seconds)
-        dev = self.model.device
-        loader = DataLoader(_ImageFiles([rec.paths[i] for i in todo], self.model.preprocessing),
-                            batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                            collate_fn=_collate, pin_memory=dev.type == "cuda")
         done = batches = 0
-        it: Iterator[Any] = iter(loader)
+        source = self._batches(rec, todo)
         try:
-            for pos, x, good, reasons, sizes, mtimes in it:
+            for pos, emb, good, reasons, sizes, mtimes in source:
                 idx = todo[pos]
-                emb = np.zeros((len(idx), self.model.dim), np.float32)
-                if good.any():
-                    emb[good] = self.model.embed_batch(x[torch.from_numpy(good)], amp=self.amp)
                 for i, g, r in zip(idx, good, reasons):
                     if not g:
                         log.warning("skipping %s: %s", rec.paths[i], r)
@@ -169,11 +166,29 @@ class Embedder:
                 plan.embedded += len(idx)
                 yield Progress(min(n, plan.reused + done), n, f"embedding {done}/{len(todo)} images")
         finally:
-            del it  # shuts worker processes down at once when the consumer stops early
+            source.close()  # stops the decoding workers (or the Ray job) at once when the consumer stops early
             try:
                 writer.flush()  # also on Ctrl-C / cancel: every finished batch is kept
             except OSError as exc:
                 log.warning("could not write the last embedding shard to %s: %s", self.store.folder, exc)
+
+    def _batches(self, rec: FileRecords, todo: np.ndarray) -> Generator[EmbeddedBatch, None, None]:
+        """Decode and embed the files ``todo`` (record indices); one :data:`EmbeddedBatch` per batch,
+        positions into ``todo``. The local engine: a ``DataLoader`` decodes, the model embeds here
+        (:class:`lfs_gui.data.ray_engine.RayEmbedder` runs the same steps as a Ray Data job)."""
+        dev = self.model.device
+        loader = DataLoader(_ImageFiles([rec.paths[i] for i in todo], self.model.preprocessing),
+                            batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                            collate_fn=_collate, pin_memory=dev.type == "cuda")
+        it: Iterator[Any] = iter(loader)
+        try:
+            for pos, x, good, reasons, sizes, mtimes in it:
+                emb = np.zeros((len(pos), self.model.dim), np.float32)
+                if good.any():
+                    emb[good] = self.model.embed_batch(x[torch.from_numpy(good)], amp=self.amp)
+                yield pos, emb, good, reasons, sizes, mtimes
+        finally:
+            del it  # shuts worker processes down at once
 
     def iter_gather(self, plan: EmbedPlan, out: np.ndarray) -> Generator[Progress, None, dict[int, str]]:
         """Copy the j-th decodable file's embedding into ``out[j]`` (``out``: (plan.ok.sum(), dim)).

@@ -75,10 +75,14 @@ class Gallery:
     @property
     def has_labels(self) -> bool:
         """True when every item has a label (recall metrics need that)."""
+        if hasattr(self.items, "has_labels"):  # lazily read rows (lfs_gui.index.row_table) answer from an array
+            return bool(self.items.has_labels())
         return bool(self.items) and all(it.label is not None for it in self.items)
 
     def labels_array(self) -> np.ndarray:
         """Labels as int64 array, ``-1`` for unlabelled items."""
+        if hasattr(self.items, "labels_array"):
+            return self.items.labels_array()
         return np.array([-1 if it.label is None else it.label for it in self.items], dtype=np.int64)
 
     def subset(self, ok: Sequence[bool] | np.ndarray) -> "Gallery":

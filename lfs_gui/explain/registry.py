@@ -29,6 +29,7 @@ from lfs_gui.explain.baselines import (
     RiseSimExplainer,
     SimDecompExplainer,
 )
+from lfs_gui.explain.latent_greedy import ExplainLFSLatentExplainer
 from lfs_gui.explain.variants import (
     ExplainLFSJVPExplainer,
     ExplainLFSMultiExplainer,
@@ -46,6 +47,7 @@ EXPLAINERS: dict[str, type[Explainer]] = {
         ExplainLFSJVPExplainer,
         ExplainLFSRelExplainer,
         ExplainLFSMultiExplainer,
+        ExplainLFSLatentExplainer,
         EMSNNExplainer,
         GradSimExplainer,
         SimDecompExplainer,

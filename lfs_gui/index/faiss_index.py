@@ -1,7 +1,8 @@
 """Cosine-similarity search over L2-normalised embeddings: top-k (most similar) and bottom-k.
 
 :class:`EmbeddingIndex` keeps the float32 (count, dim) matrix in memory (the explainer needs it) and,
-for the approximate kind, a FAISS graph index. Metric: inner product of unit vectors = cosine.
+for the approximate kinds, a FAISS graph index or an on-disk IVF searcher. Metric: inner product of
+unit vectors = cosine.
 
 Kinds:
 
@@ -10,8 +11,13 @@ Kinds:
 * ``hnsw`` - approximate (``faiss.IndexHNSWFlat``, inner product, M=32, efSearch=256). Top-k is a
   graph search for ``q``; bottom-k is a graph search for ``-q`` (max of ``-q.x`` = min of ``q.x``),
   which is also approximate and usually less accurate than top-k.
-* ``auto`` - ``flat`` below :data:`AUTO_FLAT_MAX` (200 000) vectors, ``hnsw`` from there on
-  (a flat pass over 200k x 512 floats is ~400 MB of memory traffic, tens of ms per query).
+* ``ivf`` - approximate, on disk (:mod:`lfs_gui.index.ivf`): inverted lists memory-mapped, the
+  matrix memory-mapped too, both ends re-ranked exactly; built by
+  :func:`lfs_gui.index.ivf.iter_ivf_index` (``lfs-gui index --kind ivf``), not by this constructor.
+* ``auto`` - ``flat`` below :data:`AUTO_FLAT_MAX` (200 000) vectors, ``ivf`` from there on (a flat
+  pass over 200k x 512 floats is ~400 MB of memory traffic, tens of ms per query, and the whole
+  matrix in memory). ``auto`` never picks ``hnsw``: its bottom end misses most of the most dissimilar
+  items on clustered data (bottom-20 recall 0.29-0.42 at 200k, bench/README.md), IVF's does not.
 
 Results are faiss-style ``(D, I)``: cosines and 0-based image ids; single-query methods return 1-D
 arrays, batched ones ``(nq, k)``. ``k`` is clamped to the number of candidates (the gallery minus
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import faiss
 import numpy as np
@@ -31,7 +38,7 @@ from lfs_gui.index.sidecar import IndexMeta
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flat", "hnsw")
+KINDS = ("flat", "hnsw", "ivf")
 AUTO_FLAT_MAX = 200_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -44,7 +51,7 @@ _Res = tuple[np.ndarray, np.ndarray]  # (D, I)
 def choose_kind(kind: str, count: int) -> str:
     """Resolve ``auto`` by gallery size; validate the others."""
     if kind == "auto":
-        return "flat" if count < AUTO_FLAT_MAX else "hnsw"
+        return "flat" if count < AUTO_FLAT_MAX else "ivf"
     if kind not in KINDS:
         raise ValueError(f"unknown index kind {kind!r}; use auto, {', '.join(KINDS)}")
     return kind
@@ -72,11 +79,22 @@ class EmbeddingIndex:
     """Top-k / bottom-k cosine search over a gallery's embeddings (row ``i`` = image id ``i``)."""
 
     def __init__(self, embeddings: np.ndarray, kind: str = "flat", meta: IndexMeta | None = None,
-                 *, normalize: bool = False, faiss_index: faiss.Index | None = None) -> None:
-        """Build (or wrap, when ``faiss_index`` is given by the loader) an index over ``embeddings``."""
-        self._x = as_embeddings(embeddings, normalize)
-        self._x.setflags(write=False)
+                 *, normalize: bool = False, faiss_index: faiss.Index | None = None, ivf: Any = None) -> None:
+        """Build (or wrap, when ``faiss_index`` is given by the loader) an index over ``embeddings``;
+        ``ivf``: the :class:`~lfs_gui.index.ivf.IvfSearcher` of kind ``ivf`` (its matrix, memory-mapped,
+        is checked when built, not here: that would read the whole file)."""
+        self._ivf = ivf
+        if ivf is not None:
+            if kind != "ivf" or tuple(embeddings.shape) != tuple(ivf.rows.shape) or embeddings.dtype != np.float32:
+                raise ValueError(f"an ivf searcher over {tuple(ivf.rows.shape)} needs kind 'ivf' and that float32 matrix")
+            self._x = embeddings
+        else:
+            self._x = as_embeddings(embeddings, normalize)
+            self._x.setflags(write=False)
         self.kind = choose_kind(kind, self._x.shape[0])
+        if self.kind == "ivf" and ivf is None:
+            raise ValueError(f"{self._x.shape[0]} vectors: kind ivf is built on disk, with "
+                             "lfs_gui.index.ivf.iter_ivf_index (`lfs-gui index --kind ivf`)")
         self.meta = meta if meta is not None else IndexMeta()
         n = self._x.shape[0]
         if (self.meta.relpaths and len(self.meta.relpaths) != n) or (self.meta.labels and len(self.meta.labels) != n):
@@ -104,8 +122,16 @@ class EmbeddingIndex:
     def __len__(self) -> int:
         return int(self._x.shape[0])
 
+    @property
+    def ivf(self) -> Any:
+        """The :class:`~lfs_gui.index.ivf.IvfSearcher` of an ``ivf`` index (None otherwise)."""
+        return self._ivf
+
     def faiss_index(self) -> faiss.Index:
-        """A FAISS index over the embeddings (the graph for ``hnsw``, a new IndexFlatIP for ``flat``)."""
+        """A FAISS index over the embeddings (the graph for ``hnsw``, the on-disk IVF for ``ivf``, a new
+        IndexFlatIP for ``flat``)."""
+        if self._ivf is not None:
+            return self._ivf.index
         if self._hnsw is not None:
             return self._hnsw
         idx = faiss.IndexFlatIP(self.dim)
@@ -156,6 +182,8 @@ class EmbeddingIndex:
             return empty, empty
         if self.kind == "flat":
             return _flat_ends(self._x, q, kk, ex, want)
+        if self._ivf is not None:
+            return self._ivf.search(q, kk, ex, want)
         return self._hnsw_ends(q, kk, ex, want)
 
     def _hnsw_ends(self, q: np.ndarray, k: int, ex: np.ndarray, want: tuple[bool, bool]) -> tuple[_Res, _Res]:

@@ -16,8 +16,10 @@ Search, for each query ``q`` (unit vector, inner product = cosine):
   and large lists;
 * **top-k** scans the ``nprobe`` best lists for ``q``, **bottom-k** the ``nprobe_bottom`` best lists
   for ``-q`` (those whose centroids are farthest from ``q``) for the largest ``<-q, x>``, i.e. the
-  smallest cosine; both also scan the outlier list (the vectors farthest from their centroids,
-  which no list statistic describes). A graph index cannot serve the bottom end (its search never
+  smallest cosine. The bottom end also scans the outlier list (the vectors farthest from their
+  centroids, which no list statistic describes; on clustered data it holds most of the bottom-20
+  items the ranked lists miss), and so does the top end for a query that is itself an outlier
+  (farther from every centroid than the outlier threshold: its neighbours are scattered). A graph index cannot serve the bottom end (its search never
   reaches the far side of the distribution from its entry points: HNSW's bottom-20 recall is ~0.3-0.4
   on clustered data), IVF's list ranking can;
 * each end's ``k + rerank`` best candidates under the quantised codes are re-scored exactly from
@@ -37,14 +39,18 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
-from lfs_gui.index.ivf_build import quiet_stdout
-from lfs_gui.index.ivf_files import IVF_DATA_FILE, IVF_INDEX_FILE, IVF_LISTS_FILE, IvfInfo
+from lfs_gui.index.faiss_index import EmbeddingIndex
+from lfs_gui.index.ivf_build import iter_build_ivf, quiet_stdout
+from lfs_gui.index.ivf_files import IVF_DATA_FILE, IVF_INDEX_FILE, IVF_LISTS_FILE, IvfInfo, IvfSettings, NpyRows
+from lfs_gui.index.sidecar import IndexLoadError, IndexMeta
+from lfs_gui.jobs import Progress
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +59,29 @@ _Res = tuple[np.ndarray, np.ndarray]
 _HEADERS = {"sq8": b"IwSq", "pq": b"IwPQ"}
 
 
-class IvfLoadError(ValueError):
+class IvfLoadError(IndexLoadError):
     """The IVF files could not be opened; the message names the file and the fix."""
+
+
+def iter_ivf_index(embeddings: str | Path, folder: str | Path, settings: IvfSettings | None = None,
+                   meta: IndexMeta | None = None) -> Generator[Progress, None, EmbeddingIndex]:
+    """Build the IVF files in ``folder`` from the ``.npy`` matrix ``embeddings`` (unit rows) and return
+    the ``ivf`` :class:`EmbeddingIndex` over them (``save_index`` then records them in the sidecar)."""
+    rows = NpyRows(embeddings)
+    info = yield from iter_build_ivf(rows, folder, settings)
+    index, stats = open_ivf(folder, info, "build the index again")
+    return EmbeddingIndex(np.load(embeddings, mmap_mode="r"), "ivf", meta, ivf=IvfSearcher(index, stats, rows, info))
+
+
+def open_ivf_searcher(folder: Path, record: object, embeddings: Path, fix: str) -> "IvfSearcher":
+    """The searcher of an index folder whose sidecar's ``ivf`` object is ``record`` (see :mod:`.ivf_files`)."""
+    try:
+        info = IvfInfo.from_dict(record)
+        rows = NpyRows(embeddings)
+    except ValueError as exc:
+        raise IvfLoadError(f"{folder}: {exc}; {fix}") from exc
+    index, stats = open_ivf(folder, info, fix)
+    return IvfSearcher(index, stats, rows, info)
 
 
 def open_ivf(folder: str | Path, info: IvfInfo, fix: str) -> tuple[faiss.IndexIVF, np.ndarray]:
@@ -106,14 +133,15 @@ def _rows_dot(q: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 class IvfSearcher:
     """Both ends over an opened IVF index, re-ranked exactly from ``rows`` (row = image id): an array,
-    a memmap or a :class:`~lfs_gui.index.ivf_files.NpyRows` (anything with ``shape`` and ``rows[ids]``)."""
+    a memmap or a :class:`~lfs_gui.index.ivf_files.NpyRows` (anything with ``shape`` and ``rows[ids]``);
+    ``info`` gives the probes, the re-rank depth and the outlier threshold."""
 
-    def __init__(self, index: faiss.IndexIVF, stats: np.ndarray, rows: Any, nprobe: int, nprobe_bottom: int,
-                 rerank: int = 0) -> None:
+    def __init__(self, index: faiss.IndexIVF, stats: np.ndarray, rows: Any, info: IvfInfo) -> None:
         if tuple(rows.shape) != (index.ntotal, index.d):
             raise ValueError(f"embeddings {tuple(rows.shape)} do not match the IVF index ({index.ntotal}, {index.d})")
         self.index = index
         self.rows = rows
+        self.info = info
         self.nlist = index.nlist - 1  # the last list holds the outliers
         self.centroids = np.ascontiguousarray(index.quantizer.reconstruct_n(0, self.nlist), dtype=np.float32)
         counts = stats[: self.nlist, 0].astype(np.float64)
@@ -121,35 +149,41 @@ class IvfSearcher:
         self._z = np.sqrt(2.0 * np.log(np.maximum(counts, 1.0))).astype(np.float32)
         self._empty = counts == 0
         self._outliers = int(stats[self.nlist, 0]) > 0
+        # a unit query farther than the outliers' distance from every centroid is an outlier itself
+        self._outlier_cos = 1.0 - info.outlier_norm ** 2 / 2.0 if info.outlier_norm > 0 else -np.inf
         self.nprobe = self.nprobe_bottom = 1
-        self.set_nprobe(nprobe, nprobe_bottom)
-        self.rerank = int(rerank) or DEFAULT_RERANK
+        self.set_nprobe(info.nprobe, info.nprobe_bottom)
+        self.rerank = info.rerank or DEFAULT_RERANK
 
     def set_nprobe(self, nprobe: int, nprobe_bottom: int | None = None) -> None:
         """Lists scanned for the top end and the bottom end (more = slower, higher recall)."""
         self.nprobe = max(1, min(int(nprobe), self.nlist))
         self.nprobe_bottom = max(1, min(int(nprobe_bottom or nprobe), self.nlist))
 
-    def list_scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(top score, bottom score)`` per query and list (see the module docstring)."""
+    def list_scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(top score, bottom score, query is an outlier)`` per query and list (see the module docstring)."""
         cs = _rows_dot(q, self.centroids)
         bonus = np.sqrt(np.maximum(_rows_dot(q * q, self._spread), 0.0)) * self._z
         top, bottom = cs + bonus, bonus - cs
         top[:, self._empty] = bottom[:, self._empty] = -np.inf
-        return top, bottom
+        return top, bottom, cs.max(axis=1) < self._outlier_cos
 
     def search(self, q: np.ndarray, k: int, ex: np.ndarray, want: tuple[bool, bool]) -> tuple[_Res, _Res]:
         """``((D_top, I_top), (D_bottom, I_bottom))`` for unit queries ``q``; ``ex[j]`` = id to drop or -1."""
         nq, n = q.shape[0], self.rows.shape[0]
-        top, bottom = self.list_scores(q)
+        top, bottom, odd = self.list_scores(q)
         out: list[_Res] = []
         for sign, w, score, p in ((1.0, want[0], top, self.nprobe), (-1.0, want[1], bottom, self.nprobe_bottom)):
             if not w:
                 out.append((np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)))
                 continue
             lists = np.argpartition(-score, p - 1, axis=1)[:, :p] if p < self.nlist else np.tile(np.arange(p), (nq, 1))
-            if self._outliers:
-                lists = np.concatenate([lists, np.full((nq, 1), self.nlist)], axis=1)
+            # the bottom end always scans the outlier list; the top end for outlier queries (their
+            # neighbours are scattered), others find theirs in the lists near them
+            scan = self._outliers and (sign < 0 or odd.any())
+            if scan:
+                extra = np.where((sign < 0) | odd, self.nlist, -1)  # -1: faiss skips the slot
+                lists = np.concatenate([lists, extra[:, None]], axis=1)
             lists = np.ascontiguousarray(lists, dtype=np.int64)
             self.index.nprobe = lists.shape[1]
             kc = min(n, k + self.rerank + 1)

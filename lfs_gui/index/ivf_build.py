@@ -53,6 +53,7 @@ from lfs_gui.jobs import Progress, atomic_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+HELD_OUT = 100_000  # vectors (not trained on) whose distances to the centroids set the outlier threshold
 
 
 def _check_unit(b: np.ndarray, what: str) -> np.ndarray:
@@ -66,8 +67,9 @@ def _rows(x: Any, key: slice | np.ndarray, what: str) -> np.ndarray:
     return _check_unit(np.ascontiguousarray(x[key], dtype=np.float32), what)
 
 
-def _train(sample: np.ndarray, s: IvfSettings) -> tuple[faiss.IndexIVF, np.ndarray, float]:
-    """The trained, empty index (nlist + 1 lists), its nlist centroids, and the outlier threshold."""
+def _train(sample: np.ndarray, held_out: np.ndarray, s: IvfSettings) -> tuple[faiss.IndexIVF, np.ndarray, float]:
+    """The trained, empty index (nlist + 1 lists), its nlist centroids, and the outlier threshold (a
+    quantile over ``held_out`` vectors: the training sample sits closer to the centroids it made)."""
     dim = sample.shape[1]
     km = faiss.Kmeans(dim, s.nlist, niter=10, spherical=True, seed=s.seed, max_points_per_centroid=256)
     km.train(sample)
@@ -83,7 +85,7 @@ def _train(sample: np.ndarray, s: IvfSettings) -> tuple[faiss.IndexIVF, np.ndarr
     quant.this.disown()
     index.by_residual = False  # codes of the vectors themselves: the outlier list has no centroid
     index.train(sample)  # the codec only: the quantiser already holds its centroids
-    dist = np.linalg.norm(sample - centroids[_assign(km.index, sample)], axis=1)
+    dist = np.linalg.norm(held_out - centroids[_assign(km.index, held_out)], axis=1)
     threshold = float(np.quantile(dist, 1.0 - s.outliers)) if s.outliers > 0 else float("inf")
     return index, centroids, threshold
 
@@ -99,10 +101,14 @@ def iter_build_ivf(x: Any, folder: str | Path, settings: IvfSettings | None = No
     s = resolve_settings(settings or IvfSettings(), n, dim)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = np.sort(np.random.default_rng(s.seed).choice(n, size=s.train_size, replace=False))
+    for old in folder.glob(".ivf-build-*"):  # blocks of a build that was killed
+        shutil.rmtree(old, ignore_errors=True)
+    picked = np.random.default_rng(s.seed).choice(n, size=min(n, s.train_size + HELD_OUT), replace=False)
+    rows = np.sort(picked[: s.train_size])
+    held = np.sort(picked[s.train_size:]) if s.train_size < n else rows[:HELD_OUT]  # tiny n: reuse the sample
     yield Progress(0, n, f"training IVF ({s.quantizer}, {s.nlist} lists) on {s.train_size} vectors")
     t0 = time.perf_counter()
-    index, centroids, threshold = _train(_rows(x, rows, "the training sample"), s)
+    index, centroids, threshold = _train(_rows(x, rows, "the training sample"), _rows(x, held, "the held-out sample"), s)
     log.info("IVF trained in %.1f s; outlier distance > %.3f", time.perf_counter() - t0, threshold)
     trained = faiss.serialize_index(index)
     quant = faiss.IndexFlatIP(dim)

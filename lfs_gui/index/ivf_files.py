@@ -134,7 +134,7 @@ def resolve_settings(s: IvfSettings, n: int, dim: int) -> IvfSettings:
     if s.quantizer not in QUANTIZERS:
         raise ValueError(f"unknown IVF quantizer {s.quantizer!r}; use {' or '.join(QUANTIZERS)}")
     if n < IVF_MIN_COUNT:
-        raise ValueError(f"an IVF index needs at least {IVF_MIN_COUNT} vectors, got {n}; use kind flat")
+        raise ValueError(f"an IVF index needs at least {IVF_MIN_COUNT} vectors, got {n}; use --kind flat")
     nlist = s.nlist or auto_nlist(n)
     if not 1 <= nlist <= n // 39:
         raise ValueError(f"nlist {nlist} must be between 1 and {n // 39} for {n} vectors (39 per list to train)")

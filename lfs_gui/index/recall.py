@@ -120,10 +120,10 @@ def query_recall(labels: Sequence[int | None] | np.ndarray, query_label: int | N
     """
     if query_label is None or query_label < 0:
         return {}
-    lab = np.array([-1 if v is None else v for v in labels], dtype=np.int64)
     ids = np.asarray(ranked_ids, dtype=np.int64).ravel()
     ids = ids[ids >= 0]
-    rel = lab[ids] == int(query_label)
+    lab = np.array([-1 if labels[i] is None else labels[i] for i in ids.tolist()], dtype=np.int64)  # only the ranked
+    rel = lab == int(query_label)
     return {int(k): float(rel[: int(k)].any()) for k in ks}
 
 
@@ -143,7 +143,8 @@ def suggest_xi1(emb: np.ndarray, labels: Sequence[int | None] | np.ndarray | Non
     """
     if labels is None:
         return 0.3
-    labels = np.array([-1 if v is None else v for v in labels], dtype=np.int64)
+    labels = (np.asarray(labels, dtype=np.int64) if isinstance(labels, np.ndarray)  # millions: no loop
+              else np.array([-1 if v is None else v for v in labels], dtype=np.int64))
     idx = np.flatnonzero(labels >= 0)  # unlabelled items take no part
     if len(idx) < 3:
         return 0.3

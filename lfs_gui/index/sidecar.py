@@ -7,6 +7,8 @@ atomically (temp file + rename) in this order:
 * ``rows.parquet``   - the row table: id, relpath, label per row (:mod:`lfs_gui.index.rows`);
 * ``index.faiss``    - ``faiss.serialize_index`` of the search structure, only for kinds that have one
   (``hnsw``); exact (``flat``) search uses ``embeddings.npy`` directly;
+* ``ivf.index``, ``ivf.ivfdata``, ``ivf.lists.npy`` - kind ``ivf`` only: the on-disk IVF index
+  (:mod:`lfs_gui.index.ivf_files`), written before the save by :func:`lfs_gui.index.ivf.iter_ivf_index`;
 * ``index.json``     - this sidecar, written LAST: a folder without it is not an index, so an
   interrupted save never leaves something that looks valid.
 
@@ -16,7 +18,8 @@ Sidecar fields (format ``lfs-gui-index``, version 2)::
     metric ("cosine"), index_kind, count,
     gallery: {root, root_absolute, kind, split, name}, classes, skipped,
     files: {name: {bytes, sha256, sample_sha256}} for every file above but index.json,
-    decoder_file (relative to the index folder, or absolute, or null), decoder_split, created (ISO-8601 UTC)
+    decoder_file (relative to the index folder, or absolute, or null), decoder_split, created (ISO-8601 UTC),
+    ivf (kind ivf only: lfs_gui.index.ivf_files.IvfInfo - build settings, probes, counts, checksums)
 
 ``gallery.root`` is the gallery folder relative to the index folder (``/``-separated; absolute only
 when no relative path exists, e.g. another Windows drive) and ``root_absolute`` where it was at build
@@ -98,6 +101,7 @@ class IndexMeta:
     created: str = ""
     gallery_candidates: list[str] = field(default_factory=list)
     version: int = VERSION
+    rows: Any = None  # a lfs_gui.index.row_table.RowTable when the rows are read lazily (large indexes)
 
     @classmethod
     def from_gallery(cls, gallery: Gallery, model_identity: str, model: dict[str, Any] | None = None,
@@ -121,6 +125,10 @@ class IndexMeta:
     def to_gallery(self, root: str | Path | None = None) -> Gallery:
         """The gallery this index was built from, rooted at ``root`` (default ``gallery_root``); no boxes."""
         base = Path(root if root is not None else self.gallery_root)
+        if self.rows is not None:  # large index: one GalleryItem made per access, none held
+            return Gallery(name=self.gallery_name, root=base, items=self.rows.gallery_items(base, self.classes),
+                           classes=list(self.classes), kind=self.gallery_kind, split=self.gallery_split,
+                           skipped=list(self.skipped))
         items = [
             GalleryItem(base / rel, rel, lab, None if lab is None or lab >= len(self.classes) else self.classes[lab])
             for rel, lab in zip(self.relpaths, self.labels)
@@ -135,7 +143,7 @@ class IndexMeta:
             cands = [Path(root).expanduser().resolve()]
         else:
             cands = [Path(c) for c in self.gallery_candidates or [self.gallery_root]]
-        sample = _sample(self.relpaths)
+        sample = self.rows.sample() if self.rows is not None else _sample(self.relpaths)
         for cand in cands:
             if cand.is_dir() and (not sample or any((cand / rel).is_file() for rel in sample)):
                 missing = [rel for rel in sample if not (cand / rel).is_file()]
@@ -145,10 +153,12 @@ class IndexMeta:
         side = where / SIDECAR_FILE if where is not None else SIDECAR_FILE
         tried = " nor under ".join(str(c) for c in cands)
         what = f"under --gallery-root {cands[0]}" if root is not None else f"under {tried}"
-        first = f" (e.g. {self.relpaths[0]})" if self.relpaths else ""
+        first = f" (e.g. {sample[0]})" if sample else ""
         raise GalleryNotFoundError(f"{side}: the gallery's images{first} are not {what}; {MOVED}", cands)
 
     def labels_array(self) -> np.ndarray:
+        if self.rows is not None:
+            return self.rows.labels.astype(np.int64)
         return np.array([-1 if v is None else v for v in self.labels], dtype=np.int64)
 
 

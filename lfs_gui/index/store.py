@@ -28,6 +28,9 @@ import numpy as np
 
 from lfs_gui.index.checksums import file_record, verify_file
 from lfs_gui.index.faiss_index import KINDS, EmbeddingIndex
+from lfs_gui.index.ivf import open_ivf_searcher
+from lfs_gui.index.ivf_files import IVF_DATA_FILE, IVF_FILES
+from lfs_gui.index.row_table import LAZY_ROWS, RowTable
 from lfs_gui.index.rows import ROWS_FILE, read_rows, write_rows
 from lfs_gui.index.sidecar import (
     EMBEDDINGS_FILE,
@@ -49,7 +52,7 @@ log = logging.getLogger(__name__)
 # First four bytes faiss.write_index gives each kind (IndexFlatIP, IndexHNSWFlat).
 _HEADERS = {"flat": b"IxFI", "hnsw": b"IHNf"}
 _TYPES = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSWFlat}
-_OWN_FILES = (EMBEDDINGS_FILE, ROWS_FILE, INDEX_FILE, SIDECAR_FILE)
+_OWN_FILES = (EMBEDDINGS_FILE, ROWS_FILE, INDEX_FILE, SIDECAR_FILE, *IVF_FILES)
 
 
 def index_dir(path: str | Path) -> Path:
@@ -80,6 +83,8 @@ def save_index(index: EmbeddingIndex, path: str | Path, meta: IndexMeta | None =
     folder = index_dir(path)
     meta = replace(meta if meta is not None else index.meta)  # a copy: defaults filled below
     n = len(index)
+    if meta.rows is not None and not meta.relpaths:
+        raise ValueError(f"{folder}: the rows of this index were read lazily; save it from the gallery instead")
     if (meta.relpaths and len(meta.relpaths) != n) or (meta.labels and len(meta.labels) != n):
         raise ValueError(f"index metadata describes {len(meta.relpaths)} images but the index holds {n} vectors")
     if not meta.relpaths:
@@ -102,13 +107,20 @@ def save_index(index: EmbeddingIndex, path: str | Path, meta: IndexMeta | None =
     with atomic_path(folder / ROWS_FILE) as tmp:
         write_rows(tmp, meta.relpaths, meta.labels)
     names = [EMBEDDINGS_FILE, ROWS_FILE]
-    if index.kind == "flat":
+    if index.kind in ("flat", "ivf"):
         (folder / INDEX_FILE).unlink(missing_ok=True)  # exact search needs no structure; drop an old one
     else:
         atomic_write_bytes(folder / INDEX_FILE, faiss.serialize_index(index.faiss_index()).tobytes())
         names.append(INDEX_FILE)
+    if index.kind == "ivf":  # its files are already in place (lfs_gui.index.ivf.iter_ivf_index wrote them)
+        names += list(IVF_FILES)
+    else:
+        for name in IVF_FILES:
+            (folder / name).unlink(missing_ok=True)
     files = {name: file_record(folder / name) for name in names}
     side = make_sidecar(meta, folder, dim=index.dim, kind=index.kind, count=n, files=files)
+    if index.kind == "ivf":
+        side["ivf"] = index.ivf.info.to_dict()
     kill_point("save:before-sidecar")
     atomic_write_bytes(folder / SIDECAR_FILE, dump_sidecar(side))
     log.info("saved %s index of %d x %d to %s", index.kind, n, index.dim, folder)
@@ -143,21 +155,25 @@ def load_index(path: str | Path, expected_identity: str | None = None, verify: s
         return _load_v1(folder, raw, meta, fix)
 
     files = raw["files"]
-    need = [ROWS_FILE, EMBEDDINGS_FILE] + ([INDEX_FILE] if kind != "flat" else [])
+    need = [ROWS_FILE, EMBEDDINGS_FILE] + ([INDEX_FILE] if kind == "hnsw" else []) + (list(IVF_FILES) if kind == "ivf" else [])
     for name in need:
         if name not in files:
             raise IndexLoadError(f"{side_path}: does not record {name}; {fix}")
         if not (folder / name).is_file():
             raise IndexLoadError(f"{folder / name}: missing; {fix}")
-    for name in need:  # rows and the FAISS structure are read whole anyway: always verified in full
-        problem = verify_file(folder / name, files[name], verify if name == EMBEDDINGS_FILE else "full")
+    for name in need:  # rows and the FAISS structures are read whole anyway: always verified in full
+        problem = verify_file(folder / name, files[name], verify if name in (EMBEDDINGS_FILE, IVF_DATA_FILE) else "full")
         if problem:
             raise IndexLoadError(f"{folder / name}: {problem}; {fix}")
-    meta.relpaths, meta.labels = read_rows(folder / ROWS_FILE, count, len(meta.classes), fix)
+    if count >= LAZY_ROWS:  # no Python object per image: rows are read when asked for
+        meta.rows = RowTable(folder / ROWS_FILE, count, len(meta.classes), fix)
+    else:
+        meta.relpaths, meta.labels = read_rows(folder / ROWS_FILE, count, len(meta.classes), fix)
     x = _map_embeddings(folder / EMBEDDINGS_FILE, fix, count, dim)
-    fidx = _read_faiss(folder / INDEX_FILE, kind, dim, count, fix, None) if kind != "flat" else None
+    fidx = _read_faiss(folder / INDEX_FILE, kind, dim, count, fix, None) if kind == "hnsw" else None
+    ivf = open_ivf_searcher(folder, raw.get("ivf"), folder / EMBEDDINGS_FILE, fix) if kind == "ivf" else None
     try:
-        index = EmbeddingIndex(x, kind, meta, faiss_index=fidx)
+        index = EmbeddingIndex(x, kind, meta, faiss_index=fidx, ivf=ivf)
     except ValueError as exc:
         raise IndexLoadError(f"{folder / EMBEDDINGS_FILE}: {exc}; {fix}") from exc
     log.info("loaded %s index %s: %d x %d", kind, folder, count, dim)
