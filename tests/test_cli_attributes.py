@@ -94,6 +94,8 @@ def test_bad_input_is_a_clear_error(env, tmp_path: Path) -> None:
     assert rc == 2 and "--point 9000,3: outside the query image" in err
     rc, _, err = run_cli("explain", env["index"], "--query", 0, "--target", 1, "--method", "grad-sim", "--point", "nope", "--out", tmp_path / "a.png")
     assert rc == 2 and "expected X,Y" in err
+    rc, _, err = run_cli("train-attributes", env["index"], "--device", "tpu", "--out", tmp_path / "a.pt")
+    assert rc == 2 and "unknown device 'tpu'" in err and not (tmp_path / "a.pt").exists()
     rc, _, err = run_cli("explain", env["index"], "--query", 0, "--target", 1, "--method", "grad-sim", "--attributes",
                          "--predictor", tmp_path / "none.pt", "--out", tmp_path / "a.png")
     assert rc == 2 and "none.pt" in err and "train-attributes" in err
