@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from lfs_gui.cli._common import (
-    EXIT_INTERRUPTED, EXIT_OK, add_index_arguments, check_writable, emit_json, guarded, index_overrides, progress_bar,
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, add_index_arguments, check_writable, device_from_args, emit_json,
+    guarded, index_overrides, progress_bar,
 )
 
 NAME = "train-attributes"
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_device_arguments(parser, embedding=False)  # --device: the frozen model's feature maps are computed there
     add_index_arguments(parser)
 
 
@@ -55,7 +57,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--epochs and --hidden must be at least 1 and --heldout in [0, 1)")
     out = Path(args.out).expanduser().resolve() if args.out else predictor_path(index_folder(args.index))
     check_writable(out)
-    session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
+    device, _batch = device_from_args(args)
+    session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint, device=device,
+                           **index_overrides(args))
     attrs = session_attributes(session, args.attributes_from, level=args.level, min_certainty=args.min_certainty)
     try:
         pred = progress_bar(iter_train_session(session, attrs, out, epochs=args.epochs, hidden=args.hidden, lr=args.lr,
