@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pair: explain (x, x′) (the paper's reading, default); reference: explain (query, x′)")
     parser.add_argument("--p", type=float, default=None,
                         help="ExplainLFS perturbation size p (default: each method's own, as in the app and evaluate: "
-                             "0.3 for explainlfs, 0.1 for explainlfs-rel)")
+                             "0.3 for explainlfs and explainlfs-thesis)")
     parser.add_argument("--xi1", type=float, default=None,
                         help="similar/dissimilar threshold on cosine (default: suggested for this gallery)")
     parser.add_argument("--seed", type=int, default=0, help="seed of seeded methods (default 0)")
