@@ -12,27 +12,9 @@ from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QComboBox
 
+from _app_fixtures import demo_session, window  # noqa: E402,F401 (fixtures)
+
 TIMEOUT = 120_000
-
-
-@pytest.fixture(scope="module")
-def demo_session():
-    from lfs_gui.session import Session
-
-    return Session.open_demo()
-
-
-@pytest.fixture
-def window(qtbot, demo_session):
-    from lfs_gui.app.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.set_session(demo_session)
-    return win
 
 
 def test_latent_method_in_the_selector_map_curve_and_exports(qtbot, window, tmp_path: Path) -> None:
