@@ -58,3 +58,30 @@ def fail_on_leaked_widgets(request: pytest.FixtureRequest):
     leaked = {k: v for k, v in _top_level_widgets().items() if k not in before}
     if leaked:
         pytest.fail(f"leaked top-level widgets: {sorted(leaked.values())}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_running_workers(request: pytest.FixtureRequest):
+    """Fail a test that leaves a worker QThread running that nobody shut down (a window or dialog closed
+    without stopping its jobs).
+
+    Such a thread is destroyed later while it still runs, which aborts the whole run (SIGABRT, exit
+    code 134: "QThread: Destroyed while thread ... is still running"). The check runs after pytest-qt
+    has closed the test's widgets. Orphans (threads whose owner's ``shutdown`` timed out on a slow
+    machine, by design left to finish) are waited for, not failed; leaked threads are cancelled and
+    waited for too, so one leaking test fails alone instead of aborting the suite later.
+    """
+    yield
+    import sys
+
+    workers = sys.modules.get("lfs_gui.app.workers")
+    if workers is None:
+        return
+    leaked = workers.running_workers(include_orphans=False)
+    workers.wait_for_orphans()
+    for t in leaked:
+        t.cancel()
+        t.wait(120000)
+    if leaked:
+        pytest.fail(f"worker threads still running after the test: {sorted(t.objectName() for t in leaked)}",
+                    pytrace=False)

@@ -105,6 +105,37 @@ def test_a_job_that_outlives_shutdown_is_reaped_on_the_gui_thread(qtbot):
     qtbot.waitUntil(lambda: not workers._ORPHANS, timeout=5000)
 
 
+def test_running_workers_tells_leaks_from_orphans_and_exit_waits_for_orphans(qtbot):
+    """The suite's leak check sees a thread nobody shut down, not an orphan; the exit hook waits for
+    orphans (a QThread destroyed while running would abort the process at exit)."""
+    import threading
+
+    from lfs_gui.app import workers
+
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def blocked():
+        started.release()
+        release.wait(30)  # no yield: cannot be cancelled meanwhile
+        yield 1
+
+    leaking, orphaning = JobChannel("leak"), JobChannel("orphan")
+    try:
+        leaking.start(blocked)
+        orphaning.start(blocked)
+        assert started.acquire(timeout=30) and started.acquire(timeout=30)
+        assert orphaning.shutdown(10) is False
+        names = [t.objectName() for t in workers.running_workers(include_orphans=False)]
+        assert any(n.startswith("worker-leak") for n in names), names
+        assert not any(n.startswith("worker-orphan") for n in names), names
+        assert any(t.objectName().startswith("worker-orphan") for t in workers.running_workers())
+        assert workers.wait_for_orphans(50) is False  # still blocked
+    finally:
+        release.set()
+    assert workers.wait_for_orphans(30000) is True
+    assert leaking.shutdown(30000)
+
+
 # --------------------------------------------------------------------------------------------------
 # The window on the embedded demo
 # --------------------------------------------------------------------------------------------------

@@ -30,9 +30,11 @@ def view_spec(state: ViewerState, **options: Any) -> Any:
     return ViewSpec(cmap=v.cmap, opacity=v.opacity, mask_view=v.mask_only, **options)
 
 
-def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any], **options: Any) -> ExportJob:
+def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any], match: Any = None,
+               **options: Any) -> ExportJob:
     """A factory for the export job; raises ``ValueError`` (shown to the user) when nothing fits.
-    ``options`` (``size``, ``dpi``, ...) complete the window's view into the figure's ViewSpec."""
+    ``options`` (``size``, ``dpi``, ...) complete the window's view into the figure's ViewSpec; ``match``
+    (the pair view's :class:`~lfs_gui.match_state.MatchState`) adds its point, lines and attribute."""
     session, query, target, expl = state.session, state.query, state.target, state.explanation
     suffix = path.suffix.lower()
     if session is None or query is None:
@@ -43,12 +45,23 @@ def export_job(what: str, path: Path, state: ViewerState, curves: dict[str, Any]
         if suffix not in FIGURE_SUFFIXES:
             raise ValueError(f"{path.name}: use .png, .svg or .pdf")
         spec = view_spec(state, **options)
+        snap = None if match is None else {k: getattr(match, k) for k in
+                                           ("enabled", "point", "lines", "correspondence", "attributes", "attribute")}
 
         def run() -> Generator[Progress, None, str]:
             yield Progress(0, 1, f"drawing {path.name}")
+            from dataclasses import replace
+
             from lfs_gui import figures
 
-            figures.save_pair_figure(path, figures.PairData.from_session(session, query.key, target, expl, curves), spec)
+            data = figures.PairData.from_session(session, query.key, target, expl, curves)
+            fig_spec = spec
+            if snap is not None:  # the match tools' point, lines and attribute (issue 12)
+                from lfs_gui.figures.correspondence import window_extras
+
+                ex, fig_spec, rows = window_extras(snap, expl, spec, session.preprocessing, tuple(s.size for s in data.sources))
+                data = replace(data, explanation=ex, extra_rows=rows)
+            figures.save_pair_figure(path, data, fig_spec)
             return str(path)
 
         return run

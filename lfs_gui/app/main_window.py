@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from lfs_gui.app import layout
 from lfs_gui.app import settings as app_settings
+from lfs_gui.app.attribute_actions import AttributeActions
 from lfs_gui.app.controller import Controller
 from lfs_gui.app.thumbnails import ThumbnailCache
 from lfs_gui.app.widgets.controls import CurveControls
@@ -79,7 +80,7 @@ def _warm_up() -> Generator[Any, None, None]:
     yield None
 
 
-class MainWindow(WindowActions, QMainWindow):
+class MainWindow(WindowActions, AttributeActions, QMainWindow):
     """The lfs-gui window. ``open_demo()`` / ``open_index(path)`` load a session in the background."""
 
     sessionReady = Signal(object)
@@ -217,6 +218,7 @@ class MainWindow(WindowActions, QMainWindow):
         self._add(file, "&Train a decoder for this index…", self.choose_decoder_output, None, "actionTrainDecoder")
         self._add(file, "Open &decoder…", self.choose_decoder, None, "actionOpenDecoder")
         self._add(file, "E&valuate the explainers…", self.choose_evaluation_output, None, "actionEvaluate")
+        self._add(file, "Train &attribute predictor (SANE)…", self.choose_attribute_output, None, "actionTrainAttributes")
         file.addSeparator()
         export = file.addMenu("&Export")
         export.setObjectName("menuExport")
@@ -486,6 +488,7 @@ class MainWindow(WindowActions, QMainWindow):
     def shutdown(self) -> None:
         """Stop every worker (waits for them) and save the window geometry."""
         self.controller.shutdown()
+        self.pair.match.shutdown()
         self.gallery.shutdown()
         self.failures.shutdown()
         self.compare.shutdown()

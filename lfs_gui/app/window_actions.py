@@ -122,7 +122,9 @@ class WindowActions:
         return self.build_channel.start(lambda: evaluate_job(session, out, pairs, **options))
 
     def _on_built(self, result: Any) -> None:
-        if isinstance(result, Path) and (result / "index.json").is_file():
+        if type(result).__name__ == "TrainedAttributes":  # lfs_gui.attributes (torch) stays unimported here
+            self._on_attributes_trained(result)
+        elif isinstance(result, Path) and (result / "index.json").is_file():
             self.open_index(result)
         elif isinstance(result, Path) and (result / "summary.md").is_file():
             self._status_message(f"evaluation written to {result}", result)
@@ -218,7 +220,8 @@ class WindowActions:
         from lfs_gui.app.export import export_job
 
         try:
-            factory = export_job(what, Path(path), self.state, self.controller.last_curves, **options)
+            factory = export_job(what, Path(path), self.state, self.controller.last_curves, match=self.pair.match.match,
+                                 **options)
         except ValueError as exc:
             self.show_error("Nothing to export", str(exc))
             return None

@@ -13,9 +13,11 @@ channel's signals, never to a thread's, so they only ever see the current genera
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -28,6 +30,43 @@ GeneratorFactory = Callable[[], Generator[Any, None, Any]]
 # Threads still inside one long uninterruptible step when their owner went away: kept referenced so
 # that no running QThread is ever destroyed (which would abort the process); they end on their own.
 _ORPHANS: set["GeneratorThread"] = set()
+# Every worker thread whose Python object is alive (weak: this registry keeps nothing alive), so that
+# tests and the exit hook can find the ones still running.
+_LIVE: "weakref.WeakSet[GeneratorThread]" = weakref.WeakSet()
+
+
+def running_workers(include_orphans: bool = True) -> list["GeneratorThread"]:
+    """The worker threads that have started and not yet finished; orphans (left to finish on their own
+    by a ``shutdown`` that timed out) only with ``include_orphans``."""
+    out = []
+    for thread in list(_LIVE):
+        if not include_orphans and thread in _ORPHANS:
+            continue
+        try:
+            if thread.isRunning():
+                out.append(thread)
+        except RuntimeError:  # its C++ object is already gone: not running
+            continue
+    return out
+
+
+def wait_for_orphans(timeout_ms: int = 120000) -> bool:
+    """Cancel and wait for the orphaned threads; True if none is left running.
+
+    Runs at interpreter exit: a QThread destroyed while it runs aborts the process (SIGABRT), which would
+    turn a slow last job into a crash report instead of a clean exit.
+    """
+    ok = True
+    for thread in list(_ORPHANS):
+        try:
+            thread.cancel()
+            ok = thread.wait(timeout_ms) and ok
+        except RuntimeError:  # its C++ object is gone already
+            continue
+    return ok
+
+
+atexit.register(wait_for_orphans)
 
 
 class _Reaper(QObject):
@@ -74,6 +113,7 @@ class GeneratorThread(QThread):
         self._factory = factory
         self._cancel = threading.Event()
         self.setObjectName(f"worker-{name}-{generation}")
+        _LIVE.add(self)
 
     def cancel(self) -> None:
         """Ask the job to stop at its next cancel point (thread-safe, returns at once)."""

@@ -8,6 +8,7 @@ optionally bounds each pair by the greedy oracle (``--bounds``: gap closed), and
 ``summary.csv``, ``summary.md``, ``paired.csv``, ``curves.csv``, ``mean_curves_*.png/.svg`` and
 ``settings.json`` into DIR (see :mod:`lfs_gui.metrics.report`). Runs on ``--device``. Ctrl-C writes
 what is finished.
+``--attributes`` runs SANE's attribute deletion test instead (:mod:`lfs_gui.cli.attribute_eval`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lfs_gui.cli import attribute_eval
 from lfs_gui.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -74,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary rows as JSON")
     add_device_arguments(parser, embedding=False)  # --device: the model, maps, curves and the oracle run there
     add_index_arguments(parser)
+    attribute_eval.add_arguments(parser)  # --attributes: SANE's deletion test (issue 12)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +112,8 @@ def _run(args: argparse.Namespace) -> int:
     from lfs_gui.metrics.summary import summarize
     from lfs_gui.paths import user_cache_dir
 
+    if args.attributes:
+        return attribute_eval.run(args, parse_settings(args.settings))
     if args.pairs < 1 or args.steps < 1 or args.superpixel < 1:
         raise ValueError("--pairs, --steps and --superpixel must be at least 1")
     device, _batch = device_from_args(args)

@@ -7,6 +7,8 @@ curve (and the ``random`` floor's, with ``--random-curve``); ``--curve-data FILE
 curve's points with everything needed to recompute them.
 Without INDEX it verifies two image files (:mod:`lfs_gui.verify`: ``--model`` or the demo model;
 ξ1 from ``--xi1``, else the model card's, else the paper's 0.3).
+``--point X,Y`` / ``--match-lines K`` (correspondence) and ``--attributes`` (SANE) are
+:mod:`lfs_gui.cli.pair_extras`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lfs_gui.cli import pair_extras
 from lfs_gui.cli._common import (
     EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, add_index_arguments, check_writable, device_from_args, emit_json,
     guarded, index_overrides, progress_bar,
@@ -60,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_arguments(parser, embedding=False)  # runs the model, embeds no gallery
     add_index_arguments(parser, model=False)  # --model is above: with INDEX it is the index's model
     add_view_arguments(parser)
+    pair_extras.add_arguments(parser)  # --point, --match-lines, --attributes (issue 12)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +100,7 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
         raise ValueError("--steps must be at least 1")
     if not 0.0 <= args.xi2 <= 1.0:
         raise ValueError(f"--xi2 must be in [0, 1] (heat maps are normalised), got {args.xi2}")
+    pair_extras.check_arguments(args)
     for p in (out, data):
         if p is not None:
             check_writable(p)
@@ -103,6 +108,8 @@ def _check_args(args: argparse.Namespace) -> tuple[Path, Path | None]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import numpy as np
 
     from lfs_gui.figures import PairData, save_curve_data, save_pair_figure
@@ -143,8 +150,9 @@ def _run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             interrupted = True  # keep what is done: the figure without the unfinished curve(s)
             print("lfs-gui explain: interrupted during the curve; writing the figure without it", file=sys.stderr)
-    data = PairData.from_session(session, query, target, ex, {"method": curve, "random": rnd})
-    save_pair_figure(out, data, spec)
+    extras = pair_extras.compute_extras(args, session, query, target, ex, spec)
+    data = PairData.from_session(session, query, target, extras.explanation, {"method": curve, "random": rnd})
+    save_pair_figure(out, replace(data, extra_rows=extras.extra_rows), extras.spec)
     if curve is not None and data_path is not None:
         save_curve_data(data_path, data.curves, data.context(spec), labels={"method": ex.method})
     summary = {
@@ -160,8 +168,9 @@ def _run(args: argparse.Namespace) -> int:
         "heat2": heat_stats(ex.heat2),
         "mask_fraction": [None if m is None else float(np.mean(m)) for m in (ex.mask1, ex.mask2)],
         "output": str(out),
-        "view": spec.describe(),
+        "view": extras.spec.describe(),
         "seconds": round(t_explain, 3),
+        **extras.json,
     }
     if curve is not None:
         summary["curve"] = {"auc": curve.auc, "direction": curve.direction, "steps": int(len(curve.steps) - 1),
@@ -180,6 +189,8 @@ def _run(args: argparse.Namespace) -> int:
         if curve is not None:
             print(f"pixel-flipping AUC {curve.auc:.4f} ({curve.direction})"
                   + (f"; random {rnd.auc:.4f}" if rnd is not None else ""))
+        for line in extras.lines:
+            print(line)
         print(f"figure: {out}")
         if "curve_data" in summary:
             print(f"curve data: {summary['curve_data']}")

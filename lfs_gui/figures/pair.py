@@ -67,6 +67,9 @@ class PairData:
     explanation: Any
     curves: dict[str, Any] = field(default_factory=dict)
     identity: dict = field(default_factory=dict)
+    # Rows of heat maps drawn below the pair, each (query title, query map, target title, target map),
+    # maps in the model-input frame: SANE's attribute maps (lfs_gui.figures.correspondence, issue 12).
+    extra_rows: tuple = ()
 
     @classmethod
     def from_session(cls, session: Any, query: Any, target: Any, explanation: Any, curves: Any = None) -> "PairData":
@@ -80,7 +83,8 @@ class PairData:
                    identity=session_identity(session, query, target))
 
     def with_curves(self, curves: Any) -> "PairData":
-        return PairData(self.sources, self.names, self.boxes, self.explanation, as_curves(curves), self.identity)
+        return PairData(self.sources, self.names, self.boxes, self.explanation, as_curves(curves), self.identity,
+                        self.extra_rows)
 
     def context(self, spec: ViewSpec | None = None) -> dict:
         """The settings that describe this figure (pair, explanation, model, curves, view): the
@@ -211,7 +215,8 @@ def build_pair_figure(data: PairData, spec: ViewSpec) -> tuple[Any, dict]:
     row_h = th + Ph
     lower_h = (g + th + curve_h + xlab) if curve_h else 0.0
     below_row = xlab if wide else 0.0  # the wide curve's x label hangs below the row
-    H = 0.04 + summary_h + row_h + below_row + lower_h + 0.06 + cap_h + 0.03
+    extra_h = len(data.extra_rows) * (g + th + Ph)
+    H = 0.04 + summary_h + row_h + below_row + extra_h + lower_h + 0.06 + cap_h + 0.03
     fig = new_figure(W, H, dpi=spec.dpi)
     info: dict[str, Any] = {"width_in": W, "height_in": H, "wide": wide}
 
@@ -248,6 +253,12 @@ def build_pair_figure(data: PairData, spec: ViewSpec) -> tuple[Any, dict]:
     if spec.correspondence is not None:
         info["matches"] = draw_correspondence(fig, axes["query"], axes["target"], spec.correspondence,
                                               data.boxes[0], data.boxes[1], fs)
+    for k, (t1, h1, t2, h2) in enumerate(data.extra_rows):
+        yb = row_bottom - below_row - (k + 1) * (g + th + Ph)
+        for i, (title, heat) in enumerate(((t1, h1), (t2, h2))):
+            ax = fig.add_axes(inches_to_frac(fig, ml + i * (P + g), yb, P, Ph))
+            heat_panel(ax, data.sources[i], heat, data.boxes[i], spec, title=title)
+            axes[f"extra{k}-{'query' if i == 0 else 'target'}"] = ax
     if curves:
         if wide:
             cx = W - mr - curve_w
@@ -255,7 +266,7 @@ def build_pair_figure(data: PairData, spec: ViewSpec) -> tuple[Any, dict]:
             ch = row_h - th
         else:
             cx = ml + ylab
-            cy = row_bottom - g - th - curve_h
+            cy = row_bottom - extra_h - g - th - curve_h
             ch = curve_h
             curve_w = W - mr - cx
         ax = fig.add_axes(inches_to_frac(fig, cx, cy, curve_w, ch))

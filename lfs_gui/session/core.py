@@ -49,6 +49,7 @@ class Session:
         decoder: Any = None,
         decoder_path: Path | None = None,
         device: str | torch.device | None = None,
+        folder: Path | None = None,
     ) -> None:
         if len(gallery) != len(index):
             raise SessionError(f"gallery has {len(gallery)} images but the index {len(index)} vectors")
@@ -58,6 +59,7 @@ class Session:
         self.preprocessing = preprocessing
         self.model_info = dict(model_info or {})
         self.decoder_path = decoder_path
+        self.folder = folder  # the index folder, when opened from one
         self._device = torch.device("cpu") if device is None else resolve_device(device)
         self._model = LazyModel(model_loader, self.model_info.get("name", "?"), self._device)
         self.retrieval = Retrieval(gallery, index, self._model)
@@ -67,7 +69,7 @@ class Session:
     @classmethod
     def from_parts(cls, parts: SessionParts, device: str | torch.device | None = None) -> Session:
         return cls(parts.name, parts.gallery, parts.index, parts.preprocessing, parts.model_loader,
-                   parts.model_info, parts.decoder, parts.decoder_path, device=device)
+                   parts.model_info, parts.decoder, parts.decoder_path, device=device, folder=parts.folder)
 
     @classmethod
     def iter_open_demo(cls, decoder: str | Path | None | bool = None,

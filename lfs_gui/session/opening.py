@@ -153,6 +153,7 @@ class SessionParts:
     model_info: dict
     decoder: Any = None
     decoder_path: Path | None = None
+    folder: Path | None = None  # the index folder (its attribute predictor lives there)
 
 
 def iter_open_index(
@@ -206,6 +207,7 @@ def iter_open_index(
         model_info=info,
         decoder=dec,
         decoder_path=dec_path,
+        folder=folder,
     )
     yield Progress(3, 3, "ready")
     return parts

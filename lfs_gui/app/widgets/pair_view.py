@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 
 from lfs_gui.app.thumbnails import array_to_qimage, pil_to_qimage
 from lfs_gui.app.widgets.controls import ExplainControls
+from lfs_gui.app.widgets.match_view import attach_match
 from lfs_gui.data.images import load_rgb, upright_size
 from lfs_gui.viewer_state import ViewSettings, ViewerState
 
@@ -198,6 +199,7 @@ class PairView(QWidget):
         state.queryChanged.connect(self._on_pair)
         state.explanationChanged.connect(self._on_explanation)
         state.viewSettingsChanged.connect(self._on_view)
+        self.match = attach_match(self)  # match points, lines, SANE attributes (issue 12); after our own slots
 
     def set_reconstructions_visible(self, visible: bool) -> None:
         """Show or hide the decoder reconstructions g(h₁), g(h₂) (View menu; frees width on a laptop)."""
