@@ -29,7 +29,8 @@ def env(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_train_attributes_writes_the_predictor_next_to_the_index(env) -> None:
-    rc, out, err = run_cli("train-attributes", env["index"], "--epochs", 40, "--hidden", 16, "--lr", "0.01", "--json")
+    rc, out, err = run_cli("train-attributes", env["index"], "--epochs", 40, "--hidden", 16, "--lr", "0.01", "--json",
+                           "--device", "cpu")
     assert rc == 0, err
     res = json.loads(out)
     assert Path(res["out"]) == env["index"] / "attributes.pt" and (env["index"] / "attributes.pt").is_file()

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import photo_like, write_torchscript  # noqa: E402
 from test_cli import run_cli  # noqa: E402
 
-COMMANDS = ("query", "explain", "continuity", "evaluate", "train-decoder", "failures", "app")
+COMMANDS = ("query", "explain", "continuity", "evaluate", "train-decoder", "train-attributes", "failures", "app")
 
 
 def make_site(root: Path) -> Path:

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from lfs_gui.cli._common import (
-    EXIT_INTERRUPTED, EXIT_OK, add_index_arguments, check_writable, emit_json, guarded, index_overrides, progress_bar,
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, add_index_arguments, check_writable, device_from_args, emit_json,
+    guarded, index_overrides, progress_bar,
 )
 
 NAME = "train-attributes"
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_device_arguments(parser, embedding=False)  # the model's feature maps are computed there
     add_index_arguments(parser)
 
 
@@ -53,9 +55,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.epochs < 1 or args.hidden < 1 or not 0.0 <= args.heldout < 1.0:
         raise ValueError("--epochs and --hidden must be at least 1 and --heldout in [0, 1)")
+    device, _ = device_from_args(args)  # a missing device fails before any work
     out = Path(args.out).expanduser().resolve() if args.out else predictor_path(index_folder(args.index))
     check_writable(out)
-    session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
+    session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint, device=device,
+                           **index_overrides(args))
     attrs = session_attributes(session, args.attributes_from, level=args.level, min_certainty=args.min_certainty)
     try:
         pred = progress_bar(iter_train_session(session, attrs, out, epochs=args.epochs, hidden=args.hidden, lr=args.lr,
