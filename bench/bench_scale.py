@@ -23,7 +23,8 @@ is their own:
 
 Memory is reported as anonymous / file-backed resident MB: the first is the process's own, the
 second the page cache of memory-mapped files (reclaimable; it grows with what queries touched).
-With ``--keep``, a later run reuses the vectors, the truth and the index folders.
+With ``--keep``, a later run reuses the vectors, the truth, the index folders and the IVF files
+(``ivf-<quantizer>-<n>x<dim>/``, linked, with that build's own time and peak memory, which it reports).
 
     nice -n 10 .venv/bin/python bench/bench_scale.py [--sizes 1000000 10000000] [--dim 128] [--keep]
 """
@@ -162,9 +163,17 @@ def worker_build(vectors: Path, folder: Path, quantizer: str, reuse: Path) -> di
         earlier = json.loads((reuse / "info.json").read_text())  # that build's own figures
         seconds, build_peak = float(earlier.get("seconds", 0.0)), float(earlier.get("peak_anon", 0.0))
         peak.stop()
+        reused = True
     else:
         ix = run_generator(iter_ivf_index(staged, folder, IvfSettings(quantizer=quantizer)))
         seconds, build_peak = time.perf_counter() - t, peak.stop()
+        reused = False
+        reuse.mkdir(parents=True, exist_ok=True)  # for a later --keep run: the files and this build's figures
+        for name in IVF_FILES:
+            (reuse / name).unlink(missing_ok=True)
+            os.link(folder / name, reuse / name)
+        (reuse / "info.json").write_text(json.dumps({**ix.ivf.info.to_dict(), "seconds": round(seconds),
+                                                     "peak_anon": round(build_peak)}))
     mem = memory()
     rels, labels, classes = synthetic_rows(len(ix))
     gallery = folder.parent / f"gallery-{len(ix)}"
@@ -175,7 +184,7 @@ def worker_build(vectors: Path, folder: Path, quantizer: str, reuse: Path) -> di
     save_index(ix, folder, IndexMeta(relpaths=rels, labels=labels, classes=classes, gallery_root=str(gallery),
                                      gallery_kind="folder", gallery_name=f"synthetic-{len(ix)}"), staged_embeddings=staged)
     return {"seconds": seconds, "save_seconds": time.perf_counter() - t, "info": ix.ivf.info.to_dict(), "mem": mem,
-            "peak_anon": build_peak}
+            "peak_anon": build_peak, "reused": reused}
 
 
 def worker_search(folder: Path, gt: Path, probes: list[tuple[int, int]]) -> dict:
@@ -259,11 +268,41 @@ def worker_app(folder: Path) -> dict:
             "mem_before": before, "mem_open": opened, "mem_after": after}
 
 
-def run_worker(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True)
+_WORKERS = {"build": "worker_build", "search": "worker_search", "app": "worker_app"}
+
+
+def run_worker(kind: str, **kwargs: object) -> dict:
+    """Run ``worker_<kind>(**kwargs)`` in a fresh interpreter (its memory is its own); its JSON result.
+
+    The arguments travel as one JSON object of keywords, not as positions: a worker that reads them
+    differently (e.g. the script edited while a long run was under way, as happened to a 10M run
+    whose search worker took the truth file for a ``TOP:BOTTOM`` probe) fails naming the keyword."""
+    args = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()})
+    proc = subprocess.run([sys.executable, __file__, "--worker", kind, args], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"worker {args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"worker {kind} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def worker_main(kind: str, args: str) -> dict:
+    """The child side of :func:`run_worker`."""
+    kwargs = json.loads(args)
+    paths = {"vectors", "folder", "reuse", "gt"}
+    kwargs = {k: Path(v) if k in paths else v for k, v in kwargs.items()}
+    if "probes" in kwargs:
+        kwargs["probes"] = [tuple(p) for p in kwargs["probes"]]
+    return globals()[_WORKERS[kind]](**kwargs)
+
+
+def parse_probe(text: str) -> tuple[int, int]:
+    """``TOP:BOTTOM`` (two positive integers) for ``--probe``."""
+    try:
+        top, bottom = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not TOP:BOTTOM, e.g. 256:1024") from None
+    if top < 1 or bottom < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: nprobe values must be at least 1")
+    return top, bottom
 
 
 def bench_size(n: int, dim: int, work: Path, nq: int, quantizer: str, probes: list[tuple[int, int]]) -> None:
@@ -282,13 +321,14 @@ def bench_size(n: int, dim: int, work: Path, nq: int, quantizer: str, probes: li
     del x
     folder = work / f"index-{quantizer}-{n}x{dim}"
     if not (folder / "index.json").is_file():
-        b = run_worker("build", str(vec_path), str(folder), quantizer, str(work / f"ivf-{quantizer}-{n}x{dim}"))
+        b = run_worker("build", vectors=vec_path, folder=folder, quantizer=quantizer,
+                       reuse=work / f"ivf-{quantizer}-{n}x{dim}")
         ivf_bytes = sum((folder / name).stat().st_size for name in ("ivf.index", "ivf.ivfdata", "ivf.lists.npy"))
-        log.info("n=%d: IVF build %.0f s (peak RSS %.0f MB, anonymous %.0f MB), index folder saved in %.0f s; IVF "
-                 "files %.2f GB + %.2f GB float32 embeddings; %s", n, b["seconds"], b["mem"]["VmHWM"], b["peak_anon"],
-                 b["save_seconds"], ivf_bytes / 1e9, vec_path.stat().st_size / 1e9,
+        log.info("n=%d: IVF build %.0f s%s (peak anonymous %.0f MB), index folder saved in %.0f s; IVF "
+                 "files %.2f GB + %.2f GB float32 embeddings; %s", n, b["seconds"],
+                 " (the earlier build's, files reused)" if b["reused"] else "", b["peak_anon"], b["save_seconds"], ivf_bytes / 1e9, vec_path.stat().st_size / 1e9,
                  {k: b["info"][k] for k in ("quantizer", "nlist", "nprobe", "nprobe_bottom", "train_size", "outliers")})
-    r = run_worker("search", str(folder), str(gt_path), *[f"{a}:{b}" for a, b in probes])
+    r = run_worker("search", folder=folder, gt=gt_path, probes=[list(p) for p in probes])
     m0, m1, m2 = r["mem_before"], r["mem_open"], r["mem_after"]
     log.info("n=%d: load_index %.1f s; RSS anon/file MB: interpreter %.0f/%.0f, opened %.0f/%.0f, after %d queries "
              "%.0f/%.0f", n, r["open_s"], m0["RssAnon"], m0["RssFile"], m1["RssAnon"], m1["RssFile"], nq,
@@ -298,7 +338,7 @@ def bench_size(n: int, dim: int, work: Path, nq: int, quantizer: str, probes: li
     for row in r["rows"]:
         log.info("  %5d / %5d      | %.3f        | %.3f  | %6.1f         | %6.1f | %6.1f", row["nprobe"],
                  row["nprobe_bottom"], row["top"], row["bottom"], row["ms_median"], row["ms_p95"], row["cpu_ms_median"])
-    a = run_worker("app", str(folder))
+    a = run_worker("app", folder=folder)
     m0, m1, m2 = a["mem_before"], a["mem_open"], a["mem_after"]
     log.info("n=%d: app (offscreen window): open %.1f s, gallery of %d rows scrolled to its end in %.2f s, a query's "
              "retrievals in %.2f s; RSS anon/file MB: empty window %.0f/%.0f, index open %.0f/%.0f, after scroll + "
@@ -309,29 +349,21 @@ def bench_size(n: int, dim: int, work: Path, nq: int, quantizer: str, probes: li
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--worker":
-        kind, *rest = argv[1:]
-        if kind == "build":
-            res = worker_build(Path(rest[0]), Path(rest[1]), rest[2], Path(rest[3]))
-        elif kind == "search":
-            probes = [tuple(int(v) for v in a.split(":")) for a in rest[2:]]
-            res = worker_search(Path(rest[0]), Path(rest[1]), probes)  # type: ignore[arg-type]
-        else:
-            res = worker_app(Path(rest[0]))
-        print(json.dumps(res))
+        print(json.dumps(worker_main(argv[1], argv[2])))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--quantizer", choices=("sq8", "pq"), default="sq8")
-    ap.add_argument("--probe", action="append", default=[], metavar="TOP:BOTTOM",
+    ap.add_argument("--probe", action="append", default=[], metavar="TOP:BOTTOM", type=parse_probe,
                     help="nprobe for the top and bottom end (repeatable; default: the index's own)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/lfs-gui-bench-scale"))
     ap.add_argument("--keep", action="store_true", help="keep the vectors and indexes for another run")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    probes = [tuple(int(v) for v in p.split(":")) for p in args.probe]
+    probes = args.probe
     try:
         for n in args.sizes:
             bench_size(n, args.dim, args.workdir, args.queries, args.quantizer, probes)  # type: ignore[arg-type]

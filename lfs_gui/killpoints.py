@@ -15,6 +15,7 @@ Unset (always, outside the tests), a kill point is one dictionary lookup. Point 
 * ``embed:first-batch`` - the first batch is embedded, no shard written yet;
 * ``batch:N`` - the N-th batch of this run is embedded and handed to the shard writer (1-based);
 * ``shard:N`` - the N-th shard of this run is renamed into place (1-based);
+* ``ivf:block:N`` - the N-th block of an IVF build is written to its temporary file (before the merge);
 * ``save:embeddings`` - the index's ``embeddings.npy`` is written, nothing else of the final save;
 * ``save:before-sidecar`` - every file but ``index.json`` is written.
 """

@@ -33,6 +33,7 @@ from lfs_gui.index.ivf_files import (
     resolve_settings,
 )
 from lfs_gui.jobs import run_generator
+from lfs_gui.killpoints import ENV as KILL_ENV
 
 N, DIM, K = 20_000, 32, 20
 RECALL = 0.95  # both ends, at the index's default nprobe (stated in README and the module docstring)
@@ -281,11 +282,18 @@ def test_cli_builds_and_queries_an_ivf_index(tmp_path: Path) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(p)
     common = ["--model", model, "--cache-dir", tmp_path / "cache", "--no-decoder", "--device", "cpu", "--json"]
-    rc, out, err = run_cli("index", tmp_path / "gallery", "--kind", "ivf", "--quantizer", "sq8", "--out",
-                           tmp_path / "ivf", *common)
+    ivf_args = ["index", tmp_path / "gallery", "--kind", "ivf", "--quantizer", "sq8", "--out", tmp_path / "ivf", *common]
+    # kill -9 after the IVF build wrote its first block: no index, a block folder left behind ...
+    env = {**os.environ, KILL_ENV: "ivf:block:1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "lfs_gui", *map(str, ivf_args)], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert list((tmp_path / "ivf").glob(".ivf-build-*")) and not (tmp_path / "ivf" / "index.json").exists()
+    rc, out, err = run_cli(*ivf_args)  # ... and the same command resumes: embeddings from the cache, IVF anew
     assert rc == 0, err
     rep = json.loads(out)
-    assert rep["index_kind"] == "ivf" and rep["count"] == 1100
+    assert rep["index_kind"] == "ivf" and rep["count"] == 1100 and rep["reused"] == 1100
+    assert not list((tmp_path / "ivf").glob(".ivf-build-*"))
     assert json.loads((tmp_path / "ivf" / "index.json").read_text())["ivf"]["quantizer"] == "sq8"
     rc, out, err = run_cli("index", tmp_path / "gallery", "--kind", "flat", "--out", tmp_path / "flat", *common)
     assert rc == 0 and json.loads(out)["reused"] == 1100, err
@@ -299,3 +307,7 @@ def test_cli_builds_and_queries_an_ivf_index(tmp_path: Path) -> None:
         assert len(ids[0] & ids[1]) >= 9, end
     rc, out, err = run_cli("index", tmp_path / "gallery" / "c0", "--kind", "ivf", "--out", tmp_path / "small", *common)
     assert rc == 2 and "at least 1000" in err and "--kind flat" in err
+    data = tmp_path / "ivf" / IVF_DATA_FILE  # a truncated index file: exit 2, the file and the fix named
+    data.write_bytes(data.read_bytes()[:-4096])
+    rc, out, err = run_cli("query", tmp_path / "ivf", "--id", 7, "--k", 10, "--json")
+    assert rc == 2 and IVF_DATA_FILE in err and "lfs-gui index" in err and "Traceback" not in err, err

@@ -13,6 +13,7 @@ import pytest
 
 from lfs_gui.data.gallery_types import Gallery
 from lfs_gui.index import EmbeddingIndex, IndexLoadError, IndexMeta, load_index, save_index
+from lfs_gui.index.recall import suggest_xi1
 from lfs_gui.index.row_table import LAZY_ROWS, LazyItems, RowTable, iter_filter_ids
 from lfs_gui.index.rows import write_rows
 from lfs_gui.jobs import run_generator
@@ -54,6 +55,10 @@ def test_rows_are_read_lazily_with_the_eager_answers(big_index: Path) -> None:
     assert [it.relpath for it in gal.items[10:13]] == rels[10:13]
     want = np.array([-1 if v is None else v for v in labs])
     np.testing.assert_array_equal(gal.labels_array(), want)
+    # 4 B per image, held once: the table's own array, not a copy per caller, and no caller can change it
+    lab = gal.labels_array()
+    assert lab.dtype == np.int32 and lab is gal.labels_array() and not lab.flags.writeable
+    assert suggest_xi1(ix.embeddings, lab) == suggest_xi1(ix.embeddings, want.astype(np.int64))
     assert not gal.has_labels  # a few unlabelled images
     ix.meta.rows._groups.clear()
     assert meta.rows.sample(4)[0] == rels[0]

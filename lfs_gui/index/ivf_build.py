@@ -50,6 +50,7 @@ from lfs_gui.index.ivf_files import (
     resolve_settings,
 )
 from lfs_gui.jobs import Progress, atomic_path
+from lfs_gui.killpoints import kill_point
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,6 +135,7 @@ def iter_build_ivf(x: Any, folder: str | Path, settings: IvfSettings | None = No
             for name, mom in _in_order(pool, add_block, len(starts), s.workers):
                 names.append(name)
                 moments += mom
+                kill_point(f"ivf:block:{len(names)}")  # a killed build leaves .ivf-build-*; the next one removes it
                 yield Progress(min(n, len(names) * s.block_rows), n, f"added block {len(names)}/{len(starts)}")
         yield Progress(n, n, "merging the inverted lists on disk")
         with quiet_stdout():  # FAISS printf()s "resizing <file>", which would corrupt `--json` output

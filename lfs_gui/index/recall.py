@@ -143,7 +143,8 @@ def suggest_xi1(emb: np.ndarray, labels: Sequence[int | None] | np.ndarray | Non
     """
     if labels is None:
         return 0.3
-    labels = (np.asarray(labels, dtype=np.int64) if isinstance(labels, np.ndarray)  # millions: no loop
+    labels = (labels if isinstance(labels, np.ndarray) and labels.dtype.kind == "i"  # millions: no loop, no copy
+              else np.asarray(labels, dtype=np.int64) if isinstance(labels, np.ndarray)
               else np.array([-1 if v is None else v for v in labels], dtype=np.int64))
     idx = np.flatnonzero(labels >= 0)  # unlabelled items take no part
     if len(idx) < 3:

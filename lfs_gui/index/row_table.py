@@ -5,7 +5,8 @@ Cars and hopeless for 10M images (a string object per image, seconds to validate
 :data:`LAZY_ROWS` rows on, :func:`lfs_gui.index.store.load_index` opens a :class:`RowTable` instead:
 
 * the Parquet file is opened memory-mapped and only its footer is read; the ``label`` column is read
-  whole into one int32 array (4 bytes per image: class filters, recall, the app's labels);
+  whole into one read-only int32 array (4 bytes per image, shared by class filters, recall and the
+  app's labels: the one per-image cost of an opened index);
 * a ``relpath`` is fetched on demand from its row group (:data:`~lfs_gui.index.rows.ROW_GROUP` rows,
   a few MB), and the last few row groups are cached, so scrolling a gallery reads each group once;
   a row group's ids and paths are checked when it is first read (the eager reader checks them all
@@ -63,7 +64,10 @@ class RowTable:
             col = self._pf.read(columns=["label"]).column("label")
         except Exception as exc:  # noqa: BLE001
             raise IndexLoadError(f"{self.path}: unreadable ({type(exc).__name__}: {exc}); {fix}") from exc
-        self.labels = np.asarray(col.fill_null(-1).to_numpy(), dtype=np.int32)
+        self.labels = np.array(col.fill_null(-1).to_numpy(), dtype=np.int32)  # a NumPy copy: Arrow's buffers go
+        self.labels.flags.writeable = False  # shared with every user of labels_array()
+        del col
+        pa.default_memory_pool().release_unused()  # the read's temporaries (~8 B/row) left Arrow's pool resident
         bad = (self.labels < -1) | (self.labels >= n_classes)
         if bad.any():
             i = int(np.argmax(bad))
@@ -161,8 +165,9 @@ class LazyItems(Sequence):
             yield self[i]
 
     def labels_array(self) -> np.ndarray:
-        """Labels as int64, ``-1`` for unlabelled images (no item is made)."""
-        return self.rows.labels.astype(np.int64)
+        """Labels, ``-1`` for unlabelled images: the table's own read-only int32 array (no item is made,
+        and no int64 copy: 8 B/image, 80 MB at 10M, the app would hold for as long as the index is open)."""
+        return self.rows.labels
 
     def has_labels(self) -> bool:
         return bool(len(self)) and bool((self.rows.labels >= 0).all())
