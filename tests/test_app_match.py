@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from lfs_gui.match_state import MatchPoint, MatchState
@@ -131,6 +132,24 @@ def test_matched_on_attributes_and_their_maps(qtbot, window) -> None:
     ctl.bar.matchedOn.linkActivated.emit(str(first))  # again: back to the explanation's heat
     assert ctl.match.attribute is None
     assert ctl.tiles[2].overlay.width() == win.state.explanation.heat2.shape[1]
+    assert choice.settings["w_confidence"] == 0.4  # the defaults
+    # the weights are a setting: kept across windows, and a change recomputes the pair's choice with them
+    from lfs_gui.app.widgets.match_view import SANE_WEIGHTS_KEY, saved_sane_weights
+
+    try:
+        with pytest.raises(ValueError, match="SANE weights"):
+            ctl.set_sane_weights("1,2")
+        with qtbot.waitSignal(ctl.attr_channel.done, timeout=TIMEOUT):
+            ctl.set_sane_weights("0, 0, 1")
+        assert saved_sane_weights() == (0.0, 0.0, 1.0) and "0,0,1" in ctl.bar.matchedOn.toolTip()
+        s = ctl.match.attributes.settings
+        assert (s["w_confidence"], s["w_agreement"], s["w_deletion"]) == (0.0, 0.0, 1.0)
+        drops = [r.deletion for r in ctl.match.attributes.ranked]
+        assert drops == sorted(drops, reverse=True)  # deletion alone ranks them
+    finally:
+        from lfs_gui.app.settings import make_settings
+
+        make_settings().remove(SANE_WEIGHTS_KEY)
 
 
 def test_train_attributes_from_the_menu_on_a_small_index(qtbot, tmp_path) -> None:

@@ -28,17 +28,22 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     return {"base": base, "index": idx, "images": images}
 
 
-def test_train_attributes_writes_the_predictor_next_to_the_index(env) -> None:
-    rc, out, err = run_cli("train-attributes", env["index"], "--epochs", 40, "--hidden", 16, "--lr", "0.01", "--json",
-                           "--device", "cpu")
+@pytest.fixture(scope="module")
+def trained(env) -> dict:
+    """``train-attributes`` run once on the index (its JSON); the tests that need the predictor ask for it."""
+    rc, out, err = run_cli("train-attributes", env["index"], "--epochs", 40, "--hidden", 16, "--lr", "0.01", "--json")
     assert rc == 0, err
-    res = json.loads(out)
+    return json.loads(out)
+
+
+def test_train_attributes_writes_the_predictor_next_to_the_index(env, trained) -> None:
+    res = trained
     assert Path(res["out"]) == env["index"] / "attributes.pt" and (env["index"] / "attributes.pt").is_file()
     assert res["attributes"] == 3 and res["labels"]["level"] == "class" and res["n_heldout"] == 4
     assert res["map_heldout"] > 0.9
 
 
-def test_explain_point_lines_and_attributes(env) -> None:
+def test_explain_point_lines_and_attributes(env, trained) -> None:
     from lfs_gui.session import Session
 
     relpaths = Session.open_index(env["index"]).gallery.relpaths
@@ -69,7 +74,7 @@ def test_explain_point_lines_and_attributes(env) -> None:
     assert rc == 0 and "matched on: red (" in out
 
 
-def test_evaluate_attributes_report(env) -> None:
+def test_evaluate_attributes_report(env, trained) -> None:
     out_dir = env["base"] / "eval"
     rc, out, err = run_cli("evaluate", env["index"], "--attributes", "--pairs", 4, "--xi1", "0.2", "--out", out_dir,
                            "--saliency", "rise-sim", "--set", "rise-sim.n_masks=16", "--json")
@@ -89,6 +94,8 @@ def test_bad_input_is_a_clear_error(env, tmp_path: Path) -> None:
     assert rc == 2 and "--point 9000,3: outside the query image" in err
     rc, _, err = run_cli("explain", env["index"], "--query", 0, "--target", 1, "--method", "grad-sim", "--point", "nope", "--out", tmp_path / "a.png")
     assert rc == 2 and "expected X,Y" in err
+    rc, _, err = run_cli("train-attributes", env["index"], "--device", "tpu", "--out", tmp_path / "a.pt")
+    assert rc == 2 and "unknown device 'tpu'" in err and not (tmp_path / "a.pt").exists()
     rc, _, err = run_cli("explain", env["index"], "--query", 0, "--target", 1, "--method", "grad-sim", "--attributes",
                          "--predictor", tmp_path / "none.pt", "--out", tmp_path / "a.png")
     assert rc == 2 and "none.pt" in err and "train-attributes" in err

@@ -51,6 +51,24 @@ FORMULA = ("score_a = w_c*sqrt(p_a(q)*p_a(t)) + w_g*mean_image(sum(min(AAM_a, sa
            "+ w_d*max(0, s - s_without_region_a)/max_b(...)")
 
 
+DEFAULT_WEIGHTS = (0.4, 0.3, 0.3)
+
+
+def parse_weights(value: str, name: str = "SANE weights") -> tuple[float, float, float]:
+    """``"C,G,D"`` -> (w_confidence, w_agreement, w_deletion); ``name`` (a flag or a setting) is in the error."""
+    try:
+        w = tuple(float(v) for v in str(value).split(","))
+    except ValueError:
+        w = ()
+    if len(w) != 3 or min(w) < 0 or sum(w) <= 0:
+        raise ValueError(f"{name} {value!r}: expected three non-negative numbers C,G,D, not all zero (e.g. 0.4,0.3,0.3)")
+    return w  # type: ignore[return-value]
+
+
+def weights_text(w: tuple[float, float, float]) -> str:
+    return ",".join(f"{v:g}" for v in w)
+
+
 @dataclass(frozen=True)
 class AttributeScore:
     """One attribute's terms for a pair (see the module docstring)."""

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    add_device_arguments(parser, embedding=False)  # the model's feature maps are computed there
+    add_device_arguments(parser, embedding=False)  # --device: the frozen model's feature maps are computed there
     add_index_arguments(parser)
 
 
@@ -55,9 +55,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.epochs < 1 or args.hidden < 1 or not 0.0 <= args.heldout < 1.0:
         raise ValueError("--epochs and --hidden must be at least 1 and --heldout in [0, 1)")
-    device, _ = device_from_args(args)  # a missing device fails before any work
     out = Path(args.out).expanduser().resolve() if args.out else predictor_path(index_folder(args.index))
     check_writable(out)
+    device, _batch = device_from_args(args)
     session = open_session(args.index, decoder=False, trust_checkpoint=args.trust_checkpoint, device=device,
                            **index_overrides(args))
     attrs = session_attributes(session, args.attributes_from, level=args.level, min_certainty=args.min_certainty)

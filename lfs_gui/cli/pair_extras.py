@@ -57,13 +57,9 @@ def parse_point(value: str) -> tuple[float, float]:
 
 
 def parse_weights(value: str) -> tuple[float, float, float]:
-    try:
-        w = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        w = ()
-    if len(w) != 3 or min(w) < 0 or sum(w) <= 0:
-        raise ValueError(f"--sane-weights {value!r}: expected three non-negative numbers C,G,D, not all zero")
-    return w  # type: ignore[return-value]
+    from lfs_gui.attributes.sane import parse_weights as parse
+
+    return parse(value, "--sane-weights")
 
 
 def check_arguments(args: argparse.Namespace) -> None:

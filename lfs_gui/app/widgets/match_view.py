@@ -10,7 +10,8 @@
 * **Matched on** (when the index has an attribute predictor, ``INDEX/attributes.pt``): SANE's top three
   attributes for the pair with their confidences, computed on a worker once the pair's explanation
   exists (its heat maps are the saliency SANE compares with); a click on one shows its activation map
-  on both images, a second click goes back to the heat.
+  on both images, a second click goes back to the heat. Right-click it to set SANE's weights (confidence,
+  map agreement, deletion; :mod:`lfs_gui.attributes.sane` states the formula), kept in the settings.
 
 The values live in :class:`lfs_gui.match_state.MatchState` (Qt-free); this module draws them and writes
 the user's intent into it. :func:`attach_match` adds the bar and the overlay to a :class:`PairView`.
@@ -24,8 +25,8 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QWidget
+from PySide6.QtGui import QAction, QColor, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QInputDialog, QLabel, QSpinBox, QWidget
 
 from lfs_gui.app.workers import JobChannel
 from lfs_gui.match_state import MatchPoint, MatchState
@@ -51,11 +52,31 @@ def correspondence_job(session: Any, query: Any, target: int) -> Generator[Any, 
 
 
 def attributes_job(session: Any, query: Any, target: int, heat1: Any, heat2: Any,
-                   predictor: Any) -> Generator[Any, None, Any]:
+                   predictor: Any, weights: tuple[float, float, float] = (0.4, 0.3, 0.3)) -> Generator[Any, None, Any]:
     """SANE's choice for the pair: ``(predictor, choice, why)`` (imports happen on the worker)."""
     from lfs_gui.attributes.index_attributes import iter_pair_attributes
 
-    return (yield from iter_pair_attributes(session, query, target, heat1, heat2, predictor=predictor))
+    wc, wg, wd = weights
+    return (yield from iter_pair_attributes(session, query, target, heat1, heat2, predictor=predictor,
+                                            w_confidence=wc, w_agreement=wg, w_deletion=wd))
+
+
+SANE_WEIGHTS_KEY = "sane/weights"
+
+
+def saved_sane_weights() -> tuple[float, float, float]:
+    """The user's SANE weights (QSettings ``sane/weights``, "C,G,D"); the defaults when unset or unreadable."""
+    from lfs_gui.app.settings import make_settings
+    from lfs_gui.attributes.sane import DEFAULT_WEIGHTS, parse_weights
+
+    value = make_settings().value(SANE_WEIGHTS_KEY, None)
+    if value is None or value == "":
+        return DEFAULT_WEIGHTS
+    try:
+        return parse_weights(",".join(value) if isinstance(value, list) else str(value), "setting sane/weights")
+    except ValueError as exc:
+        log.warning("%s; using the defaults", exc)
+        return DEFAULT_WEIGHTS
 
 
 class MatchBar(QWidget):
@@ -76,6 +97,10 @@ class MatchBar(QWidget):
         self.matchedOn.setTextFormat(Qt.TextFormat.RichText)
         self.matchedOn.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
         self.matchedOn.setToolTip("SANE: the attributes that best explain the match; click one to see its maps")
+        self.matchedOn.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.weightsAction = QAction("SANE weights (confidence, map agreement, deletion)…", self.matchedOn)
+        self.weightsAction.setObjectName("actionSaneWeights")
+        self.matchedOn.addAction(self.weightsAction)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.toggle, self.lines, self.status):
@@ -137,6 +162,8 @@ class MatchController(QObject):
         self.attr_channel = JobChannel("attributes", self)
         self._predictor: Any = None
         self._predictor_session: Any = None
+        self.sane_weights = saved_sane_weights()  # a setting (right-click "matched on"); the CLI's --sane-weights
+        self._weights_tooltip()
         self.hover_updates = 0  # match heats drawn (tests, bench)
         self.tiles = {1: view.queryHeat, 2: view.targetHeat}
         for t in self.tiles.values():
@@ -160,6 +187,7 @@ class MatchController(QObject):
         self.corr_channel.item.connect(lambda item: m.set_status(getattr(item, "message", "") or "computing…"))
         self.attr_channel.done.connect(self._on_attributes)
         self.attr_channel.failed.connect(lambda exc, _tb: self.bar.matchedOn.setText(f"attributes: {exc}"))
+        self.bar.weightsAction.triggered.connect(self.choose_sane_weights)
 
     # -- jobs ----------------------------------------------------------------------------------------
     def _pair(self) -> tuple[Any, Any, int] | None:
@@ -210,10 +238,47 @@ class MatchController(QObject):
         if expl is None or pair is None:
             return
         sess, q, t = pair
-        pred = self._predictor
+        pred, weights = self._predictor, self.sane_weights
         h1, h2 = expl.heat1, expl.heat2
         self.bar.matchedOn.setText("matched on: …")
-        self.attr_channel.start(lambda: attributes_job(sess, q, t, h1, h2, pred))
+        self.attr_channel.start(lambda: attributes_job(sess, q, t, h1, h2, pred, weights))
+
+    # -- SANE weights (a setting) ------------------------------------------------------------------------
+    def set_sane_weights(self, text: str) -> tuple[float, float, float]:
+        """Parse "C,G,D" (ValueError names the setting), save it and recompute the pair's attributes."""
+        from lfs_gui.app.settings import make_settings
+        from lfs_gui.attributes.sane import parse_weights, weights_text
+
+        self.sane_weights = parse_weights(text, "SANE weights")
+        settings = make_settings()
+        settings.setValue(SANE_WEIGHTS_KEY, weights_text(self.sane_weights))
+        settings.sync()
+        self._weights_tooltip()
+        if self.state.explanation is not None:
+            self._on_explanation(self.state.explanation)
+        return self.sane_weights
+
+    def choose_sane_weights(self) -> None:
+        from lfs_gui.attributes.sane import weights_text
+
+        text, ok = QInputDialog.getText(self.view, "SANE weights",
+                                        "Weights of the attribute's confidence in both images, the agreement of its map "
+                                        "with the pair's heat, and the similarity drop when its region is deleted (C,G,D):",
+                                        text=weights_text(self.sane_weights))
+        if not ok:
+            return
+        try:
+            self.set_sane_weights(text)
+        except ValueError as exc:
+            self.bar.matchedOn.setText(f"<i>{exc}</i>")
+
+    def _weights_tooltip(self) -> None:
+        from lfs_gui.attributes.sane import weights_text
+
+        self.bar.matchedOn.setToolTip(
+            "SANE: the attributes that best explain the match; click one to see its maps.\n"
+            "score = C·confidence in both + G·map agreement with the heat + D·similarity drop when deleted\n"
+            f"weights C,G,D = {weights_text(self.sane_weights)} (right-click to change)")
 
     def _on_attributes(self, result: Any) -> None:
         pred, choice, why = result
