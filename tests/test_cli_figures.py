@@ -15,7 +15,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli import env, run_cli  # noqa: E402,F401  (the module-scoped tiny index fixture)
 
-from lfs_gui.explain.registry import EXPLAINERS  # noqa: E402
+from lfs_gui.explain.registry import EXPLAINERS, default_settings  # noqa: E402
 from lfs_gui.figures import load_curve_data, read_figure_metadata  # noqa: E402
 from lfs_gui.figures.continuity import load_continuity_data  # noqa: E402
 
@@ -61,6 +61,8 @@ def test_continuity_every_method(env) -> None:  # noqa: F811
         assert len(diffs) == 4 and np.isfinite(diffs).all() and (diffs >= 0).all(), m
         assert rec["curves"][m]["diffs"] == pytest.approx(diffs.tolist())
         assert rec["curves"][m]["settings"]["method"]["method"] == m
+        if "p" in default_settings(m):  # each method's own p, as in the app and evaluate (issue 10)
+            assert rec["curves"][m]["settings"]["method"]["p"] == default_settings(m)["p"], m
     # decoder-side ExplainLFS is deterministic: back in place (x′ = x) means DIFF = 0
     assert summary["methods"]["explainlfs"]["last_diff"] == pytest.approx(0.0, abs=1e-6)
     assert rec["curves"]["rise-sim"]["settings"]["method"]["n_masks"] == 16

@@ -261,6 +261,23 @@ def test_progress_reports_time_left(planted):
     assert messages and all("about" in m and "left" in m for m in messages)
 
 
+def test_the_cli_progress_line_shows_the_estimate_however_fast(planted, capsys):
+    """The bar draws the first and the last message at once (tqdm's own redraws are time-throttled), so
+    the estimate shows even when every unit finishes within a millisecond."""
+    from lfs_gui.cli._common import progress_bar
+    from lfs_gui.cli.cmd_evaluate import _show_message
+    from lfs_gui.jobs import Progress
+
+    def instant():
+        for done, left in ((1, "about 2 s left"), (2, "about 1 s left"), (3, "about 0 s left")):
+            yield Progress(done, 3, f"pair 1/1 (similar): m · {left}")
+        return "ok"
+
+    assert progress_bar(instant(), desc="evaluating", on_item=_show_message) == "ok"
+    err = capsys.readouterr().err
+    assert "about 2 s left" in err and "about 0 s left" in err
+
+
 def test_the_app_and_evaluate_agree_on_the_demo():
     """ξ1 has one value, maps come from the same embeddings and random's curve (noise, ties) is the same
     in the session the app and ``lfs-gui explain`` use as in ``evaluate``; every p default is the registry's."""

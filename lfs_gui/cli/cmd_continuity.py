@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=20, help="shift steps: out in steps/2, back in steps/2 (default 20)")
     parser.add_argument("--mode", choices=("pair", "reference"), default="pair",
                         help="pair: explain (x, x′) (the paper's reading, default); reference: explain (query, x′)")
-    parser.add_argument("--p", type=float, default=0.3, help="ExplainLFS perturbation size p (default 0.3)")
+    parser.add_argument("--p", type=float, default=None,
+                        help="ExplainLFS perturbation size p (default: each method's own, as in the app and evaluate: "
+                             "0.3 for explainlfs, 0.1 for explainlfs-rel)")
     parser.add_argument("--xi1", type=float, default=None,
                         help="similar/dissimilar threshold on cosine (default: suggested for this gallery)")
     parser.add_argument("--seed", type=int, default=0, help="seed of seeded methods (default 0)")
@@ -108,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     seconds: dict[str, float] = {}
     interrupted = False
     for m in methods:
-        settings = {"p": args.p, "seed": args.seed, **per_method.get(m, {})}
+        settings = {**({"p": args.p} if args.p is not None else {}), "seed": args.seed, **per_method.get(m, {})}
         t0 = time.perf_counter()
         try:
             curves[m] = progress_bar(session.iter_continuity(query, args.target, m, steps=args.steps, xi1=xi1,

@@ -103,6 +103,20 @@ def parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _show_message(item: Any, bar: Any) -> None:
+    """Show the progress message (what runs, the estimate of the time left) next to the bar.
+
+    Always drawn for the first item (it already carries the estimate: it comes after the first finished
+    unit) and the last one, in between at most twice a second, also while the count stands still (the
+    oracle's batches); so the estimate shows however fast the machine is."""
+    now = time.monotonic()
+    first = not hasattr(bar, "_lfs_shown")
+    last = getattr(item, "total", None) is not None and getattr(item, "done", 0) >= item.total
+    if first or last or now - bar._lfs_shown >= 0.5:
+        bar._lfs_shown = now
+        bar.set_postfix_str(str(getattr(item, "message", "")), refresh=True)
+
+
 def _run(args: argparse.Namespace) -> int:
     from lfs_gui.cli.cmd_query import open_session
     from lfs_gui.device import describe_device
@@ -141,8 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     complete = True
     t0 = time.perf_counter()
     try:
-        progress_bar(ev.iter_run(), desc="evaluating",  # the message carries the time-weighted estimate of the time left
-                     on_item=lambda item, bar: bar.set_postfix_str(str(getattr(item, "message", "")), refresh=False))
+        progress_bar(ev.iter_run(), desc="evaluating", on_item=_show_message)
     except KeyboardInterrupt:
         complete = False
         print(f"lfs-gui evaluate: interrupted; writing the {len(ev.records)} finished curves", file=sys.stderr)

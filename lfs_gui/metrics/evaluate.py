@@ -264,6 +264,16 @@ class Evaluation:
         return rec
 
     # -- running --------------------------------------------------------------------------------------
+    def run_order(self) -> list[int]:
+        """Pair numbers in the order they are run: similar and dissimilar alternating, so an interrupted
+        run has as many of each (a pair keeps its number, and so its noise, whatever the order)."""
+        sim = [n for n, p in enumerate(self.pairs) if p.similar]
+        dis = [n for n, p in enumerate(self.pairs) if not p.similar]
+        out = []
+        for k in range(max(len(sim), len(dis))):
+            out += sim[k : k + 1] + dis[k : k + 1]
+        return out
+
     def iter_run(self) -> Generator[Progress, None, list[CurveRecord]]:
         """Explain and score every pair with every method (and the oracle); yields progress with an ETA."""
         units = [(n, name) for n in range(len(self.pairs)) for name in self.explainers]
@@ -273,7 +283,8 @@ class Evaluation:
         eta = Eta([(name, self.pairs[n].pair_type) for n, name in units])
         total = len(units)
         done = 0
-        for n, spec in enumerate(self.pairs):
+        for k, n in enumerate(self.run_order()):
+            spec = self.pairs[n]
             pair = self.pair_input(spec)
             ptype = "similar" if pair.similar else "dissimilar"
             ties = random_heat(pair.h1, pair.h2, self.tie_seed, self.tie_size)
@@ -289,7 +300,7 @@ class Evaluation:
                         u["reason"] = str(exc)
                 else:
                     try:
-                        res, ms = self._explain_timed(explainer, pair, warm_up=(n == 0))
+                        res, ms = self._explain_timed(explainer, pair, warm_up=(k == 0))
                     except ExplainerUnavailable as exc:
                         self.skipped.setdefault(name, str(exc))
                         res = None
@@ -301,7 +312,7 @@ class Evaluation:
                             self._record(name, n, spec, pair, key, curve, ms, (time.perf_counter() - t0) * 1e3, res.cost)
                 done += 1
                 eta.finished((name, spec.pair_type), time.perf_counter() - t_unit)
-                yield Progress(done, total, f"pair {n + 1}/{len(self.pairs)} ({ptype}): {name}{eta.text()}")
+                yield Progress(done, total, f"pair {k + 1}/{len(self.pairs)} ({ptype}): {name}{eta.text()}")
             if self.bounds:
                 t_unit = time.perf_counter()
                 for key, oracle in self.oracles.items():
@@ -311,7 +322,7 @@ class Evaluation:
                         while True:
                             item = next(gen)
                             if isinstance(item, Progress):
-                                yield Progress(done, total, f"pair {n + 1}/{len(self.pairs)} ({ptype}): oracle {key} "
+                                yield Progress(done, total, f"pair {k + 1}/{len(self.pairs)} ({ptype}): oracle {key} "
                                                             f"{item.done}/{item.total}{eta.text(running=time.perf_counter() - t_unit)}")
                     except StopIteration as stop:
                         curve = stop.value
@@ -320,7 +331,7 @@ class Evaluation:
                     self._record(ORACLE, n, spec, pair, key, curve, ms, ms, {"model_forwards": fw})
                 done += 1
                 eta.finished((ORACLE, spec.pair_type), time.perf_counter() - t_unit)
-                yield Progress(done, total, f"pair {n + 1}/{len(self.pairs)} ({ptype}): oracle{eta.text()}")
+                yield Progress(done, total, f"pair {k + 1}/{len(self.pairs)} ({ptype}): oracle{eta.text()}")
         return self.records
 
     @staticmethod

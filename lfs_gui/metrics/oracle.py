@@ -18,7 +18,8 @@ is a generator: a :class:`~lfs_gui.jobs.Progress` per forward batch and a
 
 Results are cached per pair (:class:`OracleCache`, in memory and optionally on disk), keyed by
 everything that determines them: the model's identity (weights), the two input tensors, the curve's
-settings (steps, grid, perturbation, seed, mode, order, target, dissimilar ranking), the pair type,
+settings (steps, grid, perturbation, seed, mode, order, the sign of the target's score, dissimilar
+ranking), the pair type,
 the device type and the torch version.
 """
 
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lfs_gui.explain.base import target_sign
 from lfs_gui.jobs import Progress, atomic_path, run_generator
 from lfs_gui.metrics.selectivity import Curve, CurvePoint, Selectivity, _ratio, curve_value
 from lfs_gui.models.base import EmbeddingModel
@@ -135,8 +137,10 @@ class Oracle:
 
     def key(self, model: EmbeddingModel, x1: torch.Tensor, x2: torch.Tensor, similar: bool, seed: int | None = None) -> str:
         """The cache key: a hash of everything that determines the oracle's curve."""
-        sel = {k: v for k, v in self.selectivity.settings().items() if k != "chunk"}
+        sel = {k: v for k, v in self.selectivity.settings().items() if k not in ("chunk", "target")}
         sel["seed"] = self.selectivity.seed if seed is None else int(seed)
+        # the target matters only through the sign of the score it asks for (both targets are one on a similar pair)
+        sel["score_sign"] = target_sign(self.selectivity.target, similar)
         parts = {"model": model.identity(), "x1": _digest(x1), "x2": _digest(x2), "similar": bool(similar),
                  "selectivity": sel, "device": model.device.type, "torch": torch.__version__}
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
