@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from _tiny_models import mean_fill, planted_gallery, planted_model
 
 from lfs_gui.explain.base import Explainer, HeatPair, PairInput, make_cost, unit_map
@@ -253,6 +254,12 @@ def test_report_files_record_the_target_and_bounds(planted, tmp_path):
         assert aucs[key] == pytest.approx(r.auc, rel=1e-5, nan_ok=True)
     md = (tmp_path / "summary.md").read_text()
     assert "target **decision**" in md and "oracle" in md and "gap closed" in md
+    with Image.open(tmp_path / "mean_curves_fill_deletion_morf.png") as both:
+        width = both.size[0]
+    one_type = [r for r in records if r.pair_type == "similar"]  # a --pair-types similar run: one panel, not an empty one
+    write_report(one_type, tmp_path / "similar", ev.settings(), compress=True)
+    with Image.open(tmp_path / "similar" / "mean_curves_fill_deletion_morf.png") as one:
+        assert one.size[0] == width // 2
 
 
 def test_progress_reports_time_left(planted):

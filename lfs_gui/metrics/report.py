@@ -101,10 +101,11 @@ def plot_mean_curves(records: Sequence[CurveRecord], perturbation: str, out_stem
     recs = [r for r in records if r.perturbation == perturbation and r.mode == mode and r.order == order]
     if not recs:
         return []
-    fig = Figure(figsize=(10, 4), constrained_layout=True)
+    ptypes = [t for t in ("similar", "dissimilar") if any(r.pair_type == t for r in recs)]  # no empty panel
+    fig = Figure(figsize=(5 * len(ptypes), 4), constrained_layout=True)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2, sharey=False)
-    for ax, ptype in zip(axes, ("similar", "dissimilar")):
+    axes = np.atleast_1d(fig.subplots(1, len(ptypes), sharey=False))
+    for ax, ptype in zip(axes, ptypes):
         methods = sorted({r.method for r in recs if r.pair_type == ptype})
         for m in methods:
             curves = [r.values or r.ratios for r in recs if r.pair_type == ptype and r.method == m]
