@@ -11,7 +11,8 @@ subprocess (the CLI as a user runs it, ``--no-decoder``: embedding is what is me
   ratio >= 0.9. Both also per CPU-second (the build's process CPU time minus that of the imports
   alone), which other jobs on a shared machine disturb much less than wall time. Process wall time
   (with Python/torch start-up) and peak RSS next to it.
-* **killed at 50 %**: the same build, ``SIGKILL``-ed from outside once half of its shards are on disk,
+* **killed at 50 %**: the same build, ``SIGKILL``-ed from outside once half of its images are in the
+  cache's shards,
   then the same command again: the resumed run's time, what it reused, and the total against one
   uninterrupted build (the cost of the kill: at most one shard of lost work + one extra start-up).
 * **cached**: the same command once more (everything reused): what a rebuild costs.
@@ -119,9 +120,22 @@ def decode_rate(gallery: Path, model_file: Path, n: int = 1000) -> float:
     return len(files) / (time.process_time() - c0)
 
 
+def rows_on_disk(cache: Path, seen: dict[Path, int]) -> int:
+    """Images in the finished shards under ``cache`` (each shard is renamed into place complete; its row
+    count is read once from the parquet footer). Shards are also cut every 60 s, so on a loaded
+    machine they hold fewer rows than ``--shard-size``: counting files would not find 50 %."""
+    import pyarrow.parquet as pq
+
+    for f in cache.glob("*/shard-*.parquet"):
+        if f not in seen:
+            seen[f] = pq.ParquetFile(f).metadata.num_rows
+    return sum(seen.values())
+
+
 def run_index(gallery: Path, model: Path, out: Path, cache: Path, device: str, batch: int, workers: int,
-              shard: int, kill_at_shards: int | None = None) -> dict:
-    """One ``lfs-gui index`` subprocess; returns its report + wall seconds, CPU seconds, peak RSS (MB)."""
+              shard: int, kill_at_rows: int | None = None) -> dict:
+    """One ``lfs-gui index`` subprocess; returns its report + wall seconds, CPU seconds, peak RSS (MB).
+    ``kill_at_rows``: ``SIGKILL`` it once that many images are in the cache's shards."""
     cmd = [sys.executable, "-m", "lfs_gui", "index", str(gallery), "--model", str(model), "--out", str(out),
            "--cache-dir", str(cache), "--no-decoder", "--device", device, "--batch-size", str(batch),
            "--workers", str(workers), "--shard-size", str(shard), "--json"]
@@ -130,12 +144,12 @@ def run_index(gallery: Path, model: Path, out: Path, cache: Path, device: str, b
     t0 = time.perf_counter()
     with open(report, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.DEVNULL, env=env)
-    killed = False
+    killed, seen = False, {}
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        if kill_at_shards is not None and not killed and len(list(cache.glob("*/shard-*.parquet"))) >= kill_at_shards:
+        if kill_at_rows is not None and not killed and rows_on_disk(cache, seen) >= kill_at_rows:
             os.kill(proc.pid, signal.SIGKILL)
             killed = True
         time.sleep(0.05)
@@ -184,12 +198,12 @@ def bench_gallery(name: str, gallery: Path, n: int, work: Path, model: Path, dev
     print(f"  decoding alone                 {dec:8.1f} img per CPU-s; decode + forward {floor:.1f} img per CPU-s: "
           f"the build reaches {cpu_rate / floor:.2f} of it (the rest is the cache, the loader and the save)")
     shutil.rmtree(cache)
-    half = -(-n // shard) // 2
-    first = run_index(gallery, model, out, cache, device, batch, workers, shard, kill_at_shards=half)
+    half = n // 2
+    first = run_index(gallery, model, out, cache, device, batch, workers, shard, kill_at_rows=half)
     resumed = run_index(gallery, model, out, cache, device, batch, workers, shard)
     assert resumed.get("count") == n and first["killed"], (first, resumed)
     total = first["wall"] + resumed["wall"]
-    print(f"  killed (-9) once {half} shards were on disk, after {first['wall']:.1f} s; resumed: "
+    print(f"  killed (-9) once {half} images were in the cache, after {first['wall']:.1f} s; resumed: "
           f"{resumed['reused']} reused ({100 * resumed['reused'] / n:.0f} %), {resumed['embedded']} embedded, "
           f"{resumed['wall']:.1f} s, peak RSS {resumed['rss_mb']:.0f} MB")
     print(f"  kill + resume, both processes  {total:8.1f} s wall = {total / cold['wall']:.2f} x one uninterrupted run; "

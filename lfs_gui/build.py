@@ -34,6 +34,7 @@ from lfs_gui.build_decoder import (
 from lfs_gui.data.embed import Embedder, open_store
 from lfs_gui.data.galleries import Gallery
 from lfs_gui.data.shards import DEFAULT_SHARD_ROWS, DEFAULT_SHARD_SECONDS, FileRecords
+from lfs_gui.device import batch_defaults
 from lfs_gui.index.faiss_index import AUTO_FLAT_MAX, EmbeddingIndex, choose_kind
 from lfs_gui.index.ivf_files import IvfSettings
 from lfs_gui.index.recall import retrieval_metrics
@@ -115,8 +116,8 @@ def iter_build_index(
     decoder_kind: str = "dense",
     decoder_epochs: int = 60,
     decoder_file: str | Path | None = None,
-    batch_size: int = 32,
-    num_workers: int = 0,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     model_info: dict | None = None,
@@ -136,8 +137,13 @@ def iter_build_index(
     is False (then nothing survives an interruption). ``engine`` ``ray`` embeds as a Ray Data job
     (:mod:`lfs_gui.data.ray_engine`; ``ray_address`` None: ``RAY_ADDRESS`` or a local Ray) into the same
     cache. ``ivf``: settings of kind ``ivf`` (:mod:`lfs_gui.index.ivf_files`; default: from the size).
+    ``batch_size`` / ``num_workers`` (decoding processes) default to :func:`lfs_gui.device.batch_defaults`
+    for the model's device.
     """
     t0 = time.perf_counter()
+    defaults = batch_defaults(model.device)  # per device: a GPU gets large batches and parallel decoding
+    batch_size = defaults.embed if batch_size is None else batch_size
+    num_workers = defaults.workers if num_workers is None else num_workers
     if engine not in ENGINES:
         raise ValueError(f"unknown embedding engine {engine!r}; use {' or '.join(ENGINES)}")
     if ray_address is not None and engine != "ray":

@@ -5,8 +5,10 @@
 (the CLI maps it to exit code 2). ``auto`` = CUDA if available, else MPS, else CPU.
 
 :class:`BatchSettings` holds the batch sizes that depend on the device (small on CPU, large on an
-accelerator): embedding batch, selectivity-curve chunk (steps per forward batch), RISE mask batch and
-the greedy oracle's candidate batch. :func:`batch_defaults` gives the defaults for a device; every
+accelerator): embedding batch, selectivity-curve chunk (steps per forward batch), RISE mask batch,
+the greedy oracle's candidate batch and the image-decoding worker processes of an embedding run (none
+on CPU, where the forward already uses every core; several on an accelerator, which one process
+decoding JPEGs cannot keep busy). :func:`batch_defaults` gives the defaults for a device; every
 field can be overridden by the caller.
 
 CPU results are the reference: checkpoints are read onto the CPU and then moved, embeddings are stored
@@ -17,6 +19,7 @@ as float32 whatever the device computed them in, and mixed precision is only eve
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -116,14 +119,15 @@ class BatchSettings:
 
     ``embed``: images per embedding forward; ``curve_chunk``: selectivity/continuity steps per forward
     batch; ``rise_masks``: RISE masks per forward batch; ``oracle``: candidate cells per forward batch of
-    the greedy oracle; ``amp``: mixed precision for *embedding only* (accelerators; stored embeddings
-    stay float32).
+    the greedy oracle; ``workers``: image-decoding worker processes while embedding a gallery;
+    ``amp``: mixed precision for *embedding only* (accelerators; stored embeddings stay float32).
     """
 
     embed: int = 32
     curve_chunk: int = 3
     rise_masks: int = 16
     oracle: int = 16
+    workers: int = 0
     amp: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,7 +141,8 @@ class BatchSettings:
 # Curves, RISE and the oracle on a CPU: more than ~4 images per forward is slower per image (bench_explainers,
 # 2 cores: batch 4 at 0.9× a single forward per image, batch 16 at 1.7×; rise-sim 1.3× vs 3.0× per masked image).
 _CPU = BatchSettings(embed=32, curve_chunk=3, rise_masks=2, oracle=4)
-_ACCEL = BatchSettings(embed=256, curve_chunk=21, rise_masks=256, oracle=64)
+_ACCEL = BatchSettings(embed=256, curve_chunk=21, rise_masks=256, oracle=64,
+                       workers=min(8, max(1, (os.cpu_count() or 2) - 1)))  # leave a core to the main process
 
 
 def batch_defaults(device: torch.device | str) -> BatchSettings:

@@ -79,8 +79,10 @@ def test_failure_is_reported_with_traceback(qtbot):
 def test_shutdown_stops_a_running_job(qtbot):
     ch = JobChannel("t")
     closed: list[str] = []
+    seen: list[int] = []
+    ch.item.connect(seen.append)
     ch.start(lambda: _count(10_000, delay=0.01, log=closed))
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: bool(seen), timeout=30_000)  # the generator runs (a never-started one has no finally to run)
     t0 = time.perf_counter()
     assert ch.shutdown(5000)
     assert time.perf_counter() - t0 < 5.0  # stopped at a cancel point, not after the ~100 s the job would take

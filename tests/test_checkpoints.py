@@ -193,3 +193,35 @@ def _legacy_with_object(obj_pickle: bytes) -> bytes:
                     (MAGIC_NUMBER, PROTOCOL_VERSION, {"protocol_version": PROTOCOL_VERSION, "little_endian": True,
                                                       "type_sizes": {"short": 2, "int": 4, "long": 4}}))
     return head + obj_pickle + pickle.dumps([], protocol=2)
+
+
+@pytest.mark.parametrize("command", ["index", "explain"])
+def test_cli_refuses_os_system_with_exit_2_naming_global_file_and_flag(tmp_path, command):
+    """As a user meets it: ``lfs-gui index GALLERY --model evil.pth.tar`` (or ``explain`` of two images
+    with ``--model``) exits 2 with one message naming the file, ``os.system`` and ``--trust-checkpoint``;
+    no traceback, the payload never runs, nothing is written."""
+    import contextlib
+
+    from _model_fixtures import photo_like
+    from lfs_gui.cli import main
+
+    marker = tmp_path / "pwned"
+    call = f"touch {marker}".encode()
+    evil = tmp_path / "evil.pth.tar"
+    torch.save({"state_dict": {}}, evil)
+    _replace_data_pkl(evil, _handmade_pickle(b"cos\nsystem\nX" + len(call).to_bytes(4, "little") + call + b"\x85R"))
+    (tmp_path / "gallery").mkdir()
+    for i in range(2):
+        photo_like(i).save(tmp_path / "gallery" / f"{i}.jpg")
+    argv = {"index": ["index", str(tmp_path / "gallery"), "--out", str(tmp_path / "idx"), "--no-decoder",
+                      "--cache-dir", str(tmp_path / "cache")],
+            "explain": ["explain", "--query", str(tmp_path / "gallery" / "0.jpg"), "--target",
+                        str(tmp_path / "gallery" / "1.jpg"), "--out", str(tmp_path / "fig.png")]}[command]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main([*argv, "--model", str(evil), "--device", "cpu"])
+    msg = err.getvalue()
+    assert rc == 2, msg
+    assert f"lfs-gui {command}: error: {evil}:" in msg and "os.system" in msg and "--trust-checkpoint" in msg
+    assert "arbitrary Python code" in msg and "Traceback" not in msg
+    assert not marker.exists() and not (tmp_path / "idx" / "index.json").exists() and not (tmp_path / "fig.png").exists()

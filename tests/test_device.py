@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -44,3 +46,40 @@ def test_batch_defaults_are_larger_on_accelerators_and_overridable():
     assert accel.embed > cpu.embed and accel.curve_chunk > cpu.curve_chunk and accel.rise_masks > cpu.rise_masks
     assert cpu.updated(embed=7, rise_masks=None).embed == 7
     assert cpu.updated(embed=7, rise_masks=None).rise_masks == cpu.rise_masks
+    # decoding: in the main process on CPU (the forward has the cores), in parallel for an accelerator
+    assert cpu.workers == 0 and 1 <= accel.workers <= 8 and accel.workers <= max(1, (os.cpu_count() or 2) - 1)
+
+
+def test_index_build_takes_the_devices_batch_and_decode_workers(tmp_path, monkeypatch):
+    """``iter_build_index`` without batch_size/num_workers uses the model's device's defaults (the CLI
+    and the app's "Index a gallery" both rely on it); explicit values win."""
+    from PIL import Image
+
+    from _tiny_models import tiny_model
+    from lfs_gui.build import iter_build_index
+    from lfs_gui.data import embed as embed_module
+    from lfs_gui.data.galleries import open_gallery
+    from lfs_gui.jobs import run_generator
+
+    seen: list[tuple[int, int]] = []
+    real_init = embed_module.Embedder.__init__
+
+    def spy(self, *args, **kwargs):  # records what the build asked for; the real Embedder runs
+        real_init(self, *args, **kwargs)
+        seen.append((self.batch_size, self.num_workers))
+
+    monkeypatch.setattr(embed_module.Embedder, "__init__", spy)
+    (tmp_path / "g").mkdir()
+    for i in range(3):
+        Image.new("RGB", (24, 20), (40 * i, 90, 200 - 40 * i)).save(tmp_path / "g" / f"{i}.png")
+    gallery, model = open_gallery(tmp_path / "g"), tiny_model()
+    import lfs_gui.device as device_module
+
+    # CPU defaults unlike the old hard-wired 32 / 0, so the test tells whether the build reads them
+    monkeypatch.setattr(device_module, "_CPU", BatchSettings(embed=5, curve_chunk=3, rise_masks=16, oracle=16, workers=1))
+    cpu = batch_defaults(model.device)
+    assert (cpu.embed, cpu.workers) == (5, 1)
+    run_generator(iter_build_index(gallery, model, tmp_path / "idx-a", train_decoder=False, use_cache=False))
+    run_generator(iter_build_index(gallery, model, tmp_path / "idx-b", train_decoder=False, use_cache=False,
+                                   batch_size=2, num_workers=0))
+    assert seen == [(5, 1), (2, 0)]

@@ -120,7 +120,7 @@ def _run(*argv: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("command", ["index", "query", "explain", "continuity", "evaluate", "train-decoder", "demo",
-                                     "app"])
+                                     "failures", "train-attributes", "app"])
 def test_every_command_names_a_missing_device(tmp_path, command):
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     bad = f"cuda:{n + 7}"
@@ -132,6 +132,8 @@ def test_every_command_names_a_missing_device(tmp_path, command):
         "evaluate": ["evaluate", "demo", "--out", str(tmp_path / "ev")],
         "train-decoder": ["train-decoder", "demo", "--out", str(tmp_path / "d.pt")],
         "demo": ["demo", "--check"],
+        "failures": ["failures", "demo", "--out", str(tmp_path / "fail")],  # its sheet runs the explainer
+        "train-attributes": ["train-attributes", "demo", "--out", str(tmp_path / "attr.pt")],  # feature maps
         "app": ["app"],  # checked before any window opens
     }[command]
     rc, err = _run(*argv, "--device", bad)

@@ -71,6 +71,9 @@ def test_registry_needs_and_errors():
         make_explainer("grad-sim", model=ts)
     with pytest.raises(ExplainerUnavailable, match="decoder"):
         make_explainer("explainlfs", model=model)
+    with pytest.raises(ExplainerUnavailable) as err:  # an index opened without its model (not loaded yet)
+        make_explainer("explainlfs")
+    assert str(err.value).startswith("explainlfs is unavailable: it needs a trained decoder")
     with pytest.raises(ExplainerUnavailable, match="unknown method"):
         make_explainer("nope")
     with pytest.raises(ValueError, match="bad settings"):

@@ -39,7 +39,8 @@ def _second_model(demo: EmbeddingIndex, folder: Path, drop: int = 0, seed: int =
 
 
 def test_failures_count_equals_recall_and_writes_tables(demo_index: EmbeddingIndex, tmp_path: Path) -> None:
-    rc, out, err = run_cli("failures", "demo", "--top", "3", "--out", tmp_path, "--format", "png,svg", "--json")
+    rc, out, err = run_cli("failures", "demo", "--top", "3", "--out", tmp_path, "--format", "png,svg", "--json",
+                           "--device", "cpu")
     assert rc == 0, err
     s = json.loads(out)
     n = len(demo_index)

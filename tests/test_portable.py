@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import photo_like, write_torchscript  # noqa: E402
 from test_cli import run_cli  # noqa: E402
 
-COMMANDS = ("query", "explain", "evaluate", "train-decoder", "failures", "app")
+COMMANDS = ("query", "explain", "continuity", "evaluate", "train-decoder", "train-attributes", "failures", "app")
 
 
 def make_site(root: Path) -> Path:
@@ -110,6 +110,13 @@ def test_model_moved_alone(site: Path, tmp_path: Path) -> None:
     rc, out, err = run_cli("query", idx, "--image", ext, "--k", 1, "--json", "--model", tmp_path / "kept-models" / "tiny.pt")
     assert rc == 0, err
     assert json.loads(out)["similar"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    # continuity runs the model on gallery images: the same question, the same flag
+    shift = ["continuity", idx, "--query", 0, "--target", 1, "--steps", 2, "--out", tmp_path / "shift.png"]
+    rc, _, err = run_cli(*shift)
+    assert rc == 2 and "--model PATH" in err and "Traceback" not in err and not (tmp_path / "shift.png").exists()
+    rc, _, err = run_cli(*shift, "--model", tmp_path / "kept-models" / "tiny.pt")
+    assert rc == 0, err
+    assert (tmp_path / "shift.png").is_file()
 
 
 def test_another_model_is_refused(site: Path, tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from lfs_gui.cli._common import (
-    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, check_writable, device_from_args, emit_json, guarded, progress_bar,
+    EXIT_INTERRUPTED, EXIT_OK, add_device_arguments, add_index_arguments, check_writable, device_from_args, emit_json,
+    guarded, index_overrides, progress_bar,
 )
 from lfs_gui.cli._view_flags import add_view_arguments, view_spec
 
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
     add_device_arguments(parser, embedding=False)
+    add_index_arguments(parser)  # a moved index: where its gallery and model are now
     add_view_arguments(parser, heat=False)
 
 
@@ -97,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     device, _ = device_from_args(args)
     per_method = parse_settings(args.settings)
     query = parse_query(args.query)
-    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=device)
+    session = open_session(args.index, decoder=args.decoder, trust_checkpoint=args.trust_checkpoint, device=device,
+                           **index_overrides(args))
     methods = pick_methods(session, args.method)
     unknown = sorted(set(per_method) - set(methods))
     if unknown:

@@ -14,7 +14,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lfs_gui.cli._common import EXIT_OK, add_index_arguments, check_writable, emit_json, guarded, index_overrides, progress_bar
+from lfs_gui.cli._common import (
+    EXIT_OK, add_device_arguments, add_index_arguments, check_writable, device_from_args, emit_json, guarded,
+    index_overrides, progress_bar,
+)
 
 NAME = "failures"
 HELP = "list the queries whose top-1 is of another class, per-class R@1, and a failure sheet"
@@ -37,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a model checkpoint that needs full unpickling (runs code from the file)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_device_arguments(parser, embedding=False)  # the failure sheet runs the explainer (decoder / model)
     add_index_arguments(parser)  # the failure sheet shows the images
 
 
@@ -83,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ValueError(f"--top must be at least 1, got {args.top}")
     fmts = _formats(args.format)
+    device, _ = device_from_args(args)  # a missing device fails before any work
     out = Path(args.out).expanduser().resolve() if args.out else None
     if out is not None:
         check_writable(out, is_dir=True)
@@ -100,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         files.append(write_query_csv(out / "failures.csv", scores, gal, fails))
         files.append(write_class_csv(out / "classes.csv", class_table(scores, len(gal.classes)), gal))
         if not args.no_sheet and len(fails):
-            files += _sheets(args, out, scores, fails[: args.top], fmts)
+            files += _sheets(args, out, scores, fails[: args.top], fmts, device)
         summary["files"] = [str(f) for f in files]
     if args.json:
         emit_json(summary)
@@ -109,11 +114,11 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sheets(args: argparse.Namespace, out: Path, scores: Any, ids: Any, fmts: list[str]) -> list[Path]:
+def _sheets(args: argparse.Namespace, out: Path, scores: Any, ids: Any, fmts: list[str], device: Any) -> list[Path]:
     from lfs_gui.cli.cmd_query import open_session
     from lfs_gui.figures.failure_sheet import save_failure_sheet
 
-    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint, **index_overrides(args))
+    session = open_session(args.index, trust_checkpoint=args.trust_checkpoint, device=device, **index_overrides(args))
     if args.method not in session.methods():
         raise ValueError(f"--method {args.method}: not available for this index (available: "
                          f"{', '.join(session.methods())}); or use --no-sheet")

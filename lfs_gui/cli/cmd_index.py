@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder-split", choices=SPLITS, default=None,
                         help="split the decoder is trained on (default: train for CUB and Cars, as in the paper; "
                              "the indexed split otherwise)")
-    parser.add_argument("--workers", type=int, default=0, metavar="N", help="image decoding worker processes (0)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="image decoding worker processes (default: 0 on CPU, where the forward uses every core; "
+                             "up to 8 on a GPU, one core left free)")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="embedding shard cache (default: the user cache, e.g. ~/.cache/lfs-gui/embeddings)")
     # default None = lfs_gui.data.shards.DEFAULT_SHARD_ROWS (not imported here: --help stays light)
@@ -66,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.decoder_epochs < 1:
         raise ValueError(f"--decoder-epochs must be at least 1, got {args.decoder_epochs}")
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     if args.shard_size is not None and args.shard_size < 1:
         raise ValueError(f"--shard-size must be at least 1, got {args.shard_size}")
@@ -87,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     gen = iter_build_index(gallery, model, out, kind=args.kind, train_decoder=not args.no_decoder,
                            decoder_kind=args.decoder_kind, decoder_epochs=args.decoder_epochs,
-                           num_workers=args.workers, use_cache=not args.no_cache, model_info=info,
+                           num_workers=args.workers if args.workers is not None else batch.workers, use_cache=not args.no_cache, model_info=info,
                            decoder_split=args.decoder_split, cache_dir=args.cache_dir,
                            shard_rows=args.shard_size or DEFAULT_SHARD_ROWS, batch_size=batch.embed, amp=batch.amp,
                            engine=args.engine, ray_address=args.ray_address,

@@ -106,8 +106,8 @@ def make_explainer(name: str, *, model: EmbeddingModel | None = None, decoder: A
         raise ExplainerUnavailable(f"unknown method {name!r}; choose one of {sorted(EXPLAINERS)}") from None
     why = missing_needs(cls, model, decoder)
     if why:
-        what = getattr(model, "name", "this model") if model is not None else "no model"
-        raise ExplainerUnavailable(f"{name} is unavailable for {what}: it needs " + "; ".join(why))
+        what = f" for {getattr(model, 'name', 'this model')}" if model is not None else ""  # no model loaded (yet)
+        raise ExplainerUnavailable(f"{name} is unavailable{what}: it needs " + "; ".join(why))
     try:
         return cls(model=model, decoder=decoder, **settings)
     except TypeError as exc:
