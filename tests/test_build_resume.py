@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -63,8 +64,11 @@ def killed_run(args: list, point: str, ctrl_c: bool = False) -> subprocess.Compl
     env = {**os.environ, ENV: point, "PYTHONPATH": str(Path(__file__).parents[1])}
     if ctrl_c:
         env[SIGNAL_ENV] = "INT"
+    # A shell that starts the suite in the background (``cmd &``) ignores SIGINT and a child inherits
+    # that, so Python would install no KeyboardInterrupt handler: restore the default for the child.
+    restore = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if ctrl_c else None
     proc = subprocess.run([sys.executable, "-m", "lfs_gui", *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+                          text=True, timeout=300, check=False, preexec_fn=restore)
     assert proc.returncode == (130 if ctrl_c else -9), f"{point}: rc {proc.returncode}\n{proc.stderr[-2000:]}"
     return proc
 
