@@ -13,15 +13,20 @@ def demo_session():
     return Session.open_demo()
 
 
-@pytest.fixture
-def window(qtbot, demo_session):
+def open_window(qtbot, session, size: tuple[int, int] = (1280, 720)):
+    """A main window at ``size`` on ``session``, shown, and closed (its workers stopped) after the test."""
     from lfs_gui.app.main_window import MainWindow
 
     win = MainWindow()
     qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
-    win.resize(1280, 720)
+    win.resize(*size)
     win.show()
     qtbot.waitExposed(win)
     win.leftTabs.setCurrentIndex(0)
-    win.set_session(demo_session)
+    win.set_session(session)
     return win
+
+
+@pytest.fixture
+def window(qtbot, demo_session):
+    return open_window(qtbot, demo_session)

@@ -6,6 +6,7 @@ module (it loads the model) and build a fresh window per test around it.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -14,6 +15,9 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from lfs_gui.app.workers import JobChannel
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _app_fixtures import demo_session, open_window  # noqa: F401 (fixtures)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,24 +148,9 @@ def test_running_workers_tells_leaks_from_orphans_and_exit_waits_for_orphans(qtb
 CURVE_TIMEOUT = 60_000
 
 
-@pytest.fixture(scope="module")
-def demo_session():
-    from lfs_gui.session import Session
-
-    return Session.open_demo()
-
-
 @pytest.fixture
 def window(qtbot, demo_session):
-    from lfs_gui.app.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.set_session(demo_session)
-    return win
+    return open_window(qtbot, demo_session, (1400, 900))
 
 
 def _click_gallery(qtbot, win, row: int) -> None:

@@ -4,6 +4,7 @@ the window's view (colormap, opacity, mask view) at the chosen size and DPI."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPixmap
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _app_fixtures import demo_session, open_window  # noqa: F401 (fixtures)
 
 CURVE_TIMEOUT = 60_000
 
@@ -24,24 +28,9 @@ class _Point:
     value: float
 
 
-@pytest.fixture(scope="module")
-def demo_session():
-    from lfs_gui.session import Session
-
-    return Session.open_demo()
-
-
 @pytest.fixture
 def window(qtbot, demo_session):
-    from lfs_gui.app.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win, before_close_func=lambda w: w.shutdown())
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.set_session(demo_session)
-    return win
+    return open_window(qtbot, demo_session, (1400, 900))
 
 
 def test_curve_axes_never_use_si_prefix_scaling(qtbot) -> None:
